@@ -1,0 +1,1 @@
+"""``tdc-harness``: the organizer's and researcher's command line (Typer, thin)."""

@@ -1,0 +1,66 @@
+"""``tdc-harness``: one Typer app; each command group lives in its own module.
+
+    tdc-harness datasets                      # list datasets and whether they are prepared
+    tdc-harness prepare demo && tdc-harness embed demo
+    tdc-harness validate sub.npy --dataset demo --fraction 0.1
+
+Commands are thin: they parse options, call keyword-only library functions, and translate a
+TdcError into exit code 2 with its message (see ``run_guarded``). Heavy modules are imported
+inside the commands, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import typer
+
+app = typer.Typer(
+    name="tdc-harness",
+    help="Task-DataComp harness: datasets, validation, baselines, evaluation, dispatch.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module registers its commands on ``app`` when imported (one line per command group).
+COMMAND_MODULES = (
+    "harness.cli.datasets",
+)
+
+
+def _load_commands() -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (tests call ``main([...])``)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _load_commands()
+    try:
+        app(args=argv, prog_name="tdc-harness", standalone_mode=False)
+    except SystemExit as exc:  # typer.Exit inside commands
+        return int(exc.code or 0)
+    except Exception as exc:
+        return _handle(exc)
+    return 0
+
+
+def _handle(exc: Exception) -> int:
+    import click
+
+    from submissions.errors import TdcError
+
+    if isinstance(exc, TdcError):
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    if isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return 2
+    if isinstance(exc, click.exceptions.Abort):
+        return 130
+    raise exc

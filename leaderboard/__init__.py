@@ -1,0 +1,1 @@
+"""Ranking and showing results: pure ranking functions, templates, plots and exports."""

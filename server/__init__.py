@@ -1,0 +1,1 @@
+"""The leaderboard server: ``create_app(settings)``, SQL models, services, routes, storage."""

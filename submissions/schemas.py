@@ -1,0 +1,165 @@
+"""The API contract shared by the server, the harness worker and ``tdc-submit``.
+
+Pydantic models only (no I/O). The server answers with them, the client parses them, the
+harness produces :class:`EvalResult` and posts it::
+
+    result = EvalResult.model_validate_json(path.read_text())
+    client.post_result(submission_id, result)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class State(StrEnum):
+    queued = "queued"
+    running = "running"
+    scored = "scored"
+    failed_user = "failed_user"
+    failed_infra = "failed_infra"
+    cancelled = "cancelled"
+
+
+TERMINAL_STATES = frozenset({State.scored, State.failed_user, State.cancelled})
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Problem(Schema):
+    """One thing wrong with a request or a subset; ``sample`` names offending values."""
+
+    code: str
+    message: str
+    sample: list[str] = Field(default_factory=list)
+    count: int | None = None
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+class SeedResult(Schema):
+    seed: int
+    metrics: dict[str, float]
+    per_class: dict[str, float] = Field(default_factory=dict)
+
+
+class TaskResult(Schema):
+    """Scores of one task's test split: per seed, and mean / std over seeds."""
+
+    task: str
+    test_size: int
+    seeds: list[SeedResult]
+    mean: dict[str, float]
+    std: dict[str, float]
+
+
+class Manifest(Schema):
+    """Everything needed to reproduce or refuse to compare a score."""
+
+    code_version: str
+    recipe: str
+    recipe_version: str
+    recipe_hash: str
+    dataset: str
+    dataset_version: str
+    dataset_manifest_hash: str
+    subset_sha256: str
+    seeds: list[int]
+    libraries: dict[str, str]
+    device: str
+    executor: str = "inline"
+    job_id: str | None = None
+    wall_time_s: float
+
+
+class EvalResult(Schema):
+    """What one evaluation of one subset produces."""
+
+    dataset: str
+    fraction: float
+    task: str | None
+    recipe: str
+    subset_size: int
+    classes_seen: int | None = None
+    tasks: list[TaskResult]
+    manifest: Manifest
+
+
+# --- submissions ---------------------------------------------------------------------------
+
+Kind = Literal["submission", "baseline", "oracle"]
+
+
+class SubmissionMeta(Schema):
+    """What a participant declares with an upload."""
+
+    dataset: str
+    fraction: float = Field(gt=0, le=1)
+    task: str | None = None
+    recipe: str | None = None
+    name: str | None = Field(None, max_length=200, description="free-text method name")
+
+
+class SubmissionPublic(Schema):
+    id: int
+    team: str
+    dataset: str
+    fraction: float
+    task: str | None
+    recipe: str
+    sha256: str
+    size: int
+    state: State
+    kind: Kind = "submission"
+    name: str | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    url: str | None = None
+
+
+# --- organizer / worker --------------------------------------------------------------------
+
+
+class ClaimRequest(Schema):
+    worker: str
+    max_jobs: int = Field(10, gt=0, le=1000)
+    lease_seconds: int = Field(600, gt=0, le=86400)
+    dataset: str | None = None
+
+
+class ClaimedSubmission(Schema):
+    id: int
+    dataset: str
+    fraction: float
+    task: str | None
+    recipe: str
+    sha256: str
+    attempts: int
+    lease_token: str
+    lease_expires_at: datetime
+
+
+class Heartbeat(Schema):
+    lease_token: str
+    lease_seconds: int = Field(600, gt=0, le=86400)
+    job_id: str | None = None
+
+
+class ResultPost(Schema):
+    lease_token: str
+    result: EvalResult
+
+
+class FailurePost(Schema):
+    lease_token: str
+    kind: Literal["user", "infra"]
+    message: str = Field(max_length=10_000)
+    log_tail: str | None = Field(None, max_length=100_000)

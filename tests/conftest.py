@@ -1,0 +1,108 @@
+"""Shared fixtures: a tiny benchmark written in the real on-disk format.
+
+``tiny_dataset`` is a 3-class classification dataset with two sources ("a" dominant in the
+pool, "b" rare) and two tasks: ``test1`` draws from source b (covariate shift), ``test2``
+from classes {0, 1} of source a (label shift). Images are 16x16 PNGs whose pixels encode the
+class, embeddings are class+source clusters, so every stage has real signal to find.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.datasets import Dataset, DatasetDir
+from harness.datasets.writer import write_splits
+from harness.specs import DatasetSpec, EmbeddingSpec, TaskSpec
+
+N_CLASSES = 3
+DIM = 16
+
+
+def _make_rows(rng: np.random.Generator, n: int, source: str, classes: list[int], prefix: str) -> pd.DataFrame:
+    labels = rng.choice(classes, size=n)
+    uids = [f"{prefix}{i:05d}" for i in range(n)]
+    return pd.DataFrame(
+        {
+            "uid": uids,
+            "label": labels.astype(np.int64),
+            "filename": [f"{u}.png" for u in uids],
+            "source": source,
+            "caption": [f"a {source} image of class {c}" for c in labels],
+            "caption_nolabel": [f"a {source} image" for _ in labels],
+        }
+    )
+
+
+def _embed(rng: np.random.Generator, df: pd.DataFrame) -> np.ndarray:
+    centers = np.random.default_rng(123).normal(size=(N_CLASSES, 2, DIM))
+    src = (df["source"] == "b").to_numpy().astype(int)
+    x = centers[df["label"].to_numpy(), src] + 0.6 * rng.normal(size=(len(df), DIM))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32)
+
+
+def _write_images(root: Path, df: pd.DataFrame) -> None:
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    for uid, label, source in zip(df["uid"], df["label"], df["source"], strict=True):
+        img = np.zeros((16, 16), np.uint8)
+        img[:, 5 * label : 5 * label + 5] = 255 if source == "a" else 160
+        Image.fromarray(img).convert("RGB").save(root / f"{uid}.png")
+
+
+def build_tiny_dataset(root: Path, *, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    splits = {
+        "train": pd.concat(
+            [_make_rows(rng, 270, "a", [0, 1, 2], "pa"), _make_rows(rng, 30, "b", [0, 1, 2], "pb")],
+            ignore_index=True,
+        ),
+        "val1": _make_rows(rng, 20, "b", [0, 1, 2], "q1-"),
+        "test1": _make_rows(rng, 60, "b", [0, 1, 2], "t1-"),
+        "val2": _make_rows(rng, 20, "a", [0, 1], "q2-"),
+        "test2": _make_rows(rng, 60, "a", [0, 1], "t2-"),
+    }
+    spec = DatasetSpec(
+        name="tiny",
+        task_type="classification",
+        version="0.1",
+        description="tiny test dataset",
+        path="tiny",
+        tasks=(
+            TaskSpec(name="test1", query="val1", test="test1"),
+            TaskSpec(name="test2", query="val2", test="test2", hidden=True),
+        ),
+        fractions=(0.1, 0.25, 0.5),
+        default_recipe="linear_probe",
+        primary_metric="accuracy",
+        secondary_metric="balanced_accuracy",
+        embedding=EmbeddingSpec(embedder="precomputed"),
+    )
+    ddir = DatasetDir(root / spec.path)
+    for df in splits.values():
+        _write_images(ddir.root / spec.image_root, df)
+    write_splits(ddir, splits, dataset_version=spec.version)
+    for name, df in splits.items():
+        out = ddir.embedding_path(name, "image").parent
+        out.mkdir(parents=True, exist_ok=True)
+        img = _embed(rng, df)
+        np.save(ddir.embedding_path(name, "image"), img)
+        for kind in ("text", "text_nolabel"):
+            np.save(ddir.embedding_path(name, kind), img)
+        np.save(ddir.embedding_uids_path(name), df["uid"].to_numpy(dtype=str))
+    pool_img = np.load(ddir.embedding_path("train", "image"))
+    np.save(ddir.root / "embeddings" / "train" / "clip_score.npy", (pool_img[:, 0] + 1) / 2)
+    ddir.embeddings_manifest_path.write_text(json.dumps({"embedder": "precomputed"}))
+    return Dataset.open(spec, data_root=root)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """A prepared tiny dataset (read-only: tests must not modify it)."""
+    return build_tiny_dataset(tmp_path_factory.mktemp("data"))
