@@ -1,11 +1,11 @@
 """A name -> object registry with one signature per kind, as timm and lm-eval do it.
 
-    SELECTORS: Registry[Selector] = Registry("selection method")
+SELECTORS: Registry[Selector] = Registry("selection method")
 
-    @SELECTORS.register("random_filter")
-    def random_filter(ctx, budget, *, rng): ...
+@SELECTORS.register("random_filter")
+def random_filter(ctx, budget, *, rng): ...
 
-    SELECTORS.get("random_filtr")   # UnknownName: ... Did you mean 'random_filter'?
+SELECTORS.get("random_filtr")   # UnknownName: ... Did you mean 'random_filter'?
 """
 
 from __future__ import annotations

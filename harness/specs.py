@@ -72,7 +72,9 @@ class DatasetSpec(Frozen):
     @classmethod
     def _relative(cls, v: str) -> str:
         if Path(v).is_absolute() or ".." in Path(v).parts:
-            raise ValueError(f"{v!r} must be relative to the data root (no absolute paths, no '..')")
+            raise ValueError(
+                f"{v!r} must be relative to the data root (no absolute paths, no '..')"
+            )
         return v
 
     @field_validator("fractions")

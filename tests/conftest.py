@@ -23,7 +23,9 @@ N_CLASSES = 3
 DIM = 16
 
 
-def _make_rows(rng: np.random.Generator, n: int, source: str, classes: list[int], prefix: str) -> pd.DataFrame:
+def _make_rows(
+    rng: np.random.Generator, n: int, source: str, classes: list[int], prefix: str
+) -> pd.DataFrame:
     labels = rng.choice(classes, size=n)
     uids = [f"{prefix}{i:05d}" for i in range(n)]
     return pd.DataFrame(

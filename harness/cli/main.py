@@ -25,9 +25,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on ``app`` when imported (one line per command group).
-COMMAND_MODULES = (
-    "harness.cli.datasets",
-)
+COMMAND_MODULES = ("harness.cli.datasets",)
 
 
 def _load_commands() -> None:

@@ -1,15 +1,15 @@
 """The on-disk benchmark format (docs/benchmark-format.md) and a dataset handle over it.
 
-    <data_root>/<spec.path>/
-        manifest.json                    format + dataset version, row counts, checksums
-        splits/<split>.parquet           uid (str), label, filename, metadata columns
-        images/...                       files named by the split's ``filename`` column
-        embeddings/<split>/<kind>.npy    float32 (n, d), row i = split row i
-        embeddings/<split>/uids.npy      the split's UIDs in that order (checked on load)
-        embeddings/manifest.json         embedder identity and parameters
-        index/                           the UID index (harness.datasets.uid_index)
+<data_root>/<spec.path>/
+    manifest.json                    format + dataset version, row counts, checksums
+    splits/<split>.parquet           uid (str), label, filename, metadata columns
+    images/...                       files named by the split's ``filename`` column
+    embeddings/<split>/<kind>.npy    float32 (n, d), row i = split row i
+    embeddings/<split>/uids.npy      the split's UIDs in that order (checked on load)
+    embeddings/manifest.json         embedder identity and parameters
+    index/                           the UID index (harness.datasets.uid_index)
 
-    ds = Dataset.open(spec, data_root=Path("data"))
+ds = Dataset.open(spec, data_root=Path("data"))
 """
 
 from __future__ import annotations

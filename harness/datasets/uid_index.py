@@ -38,7 +38,11 @@ def hash_uids(uids: npt.NDArray[np.str_]) -> npt.NDArray[np.uint64]:
     """FNV-1a over the code points of each UID, vectorised column by column."""
     arr = np.ascontiguousarray(np.asarray(uids, dtype=np.str_))
     width = max(arr.dtype.itemsize // 4, 1)
-    cols = arr.view(np.uint32).reshape(len(arr), width) if len(arr) else np.zeros((0, width), np.uint32)
+    cols = (
+        arr.view(np.uint32).reshape(len(arr), width)
+        if len(arr)
+        else np.zeros((0, width), np.uint32)
+    )
     h = np.full(len(arr), _FNV_OFFSET, dtype=np.uint64)
     for j in range(width):
         h ^= cols[:, j].astype(np.uint64)
@@ -58,19 +62,32 @@ class UidIndex:
     def build(cls, split_uids: dict[str, npt.NDArray[np.str_]]) -> UidIndex:
         splits = tuple(split_uids)
         keys = np.concatenate([hash_uids(u) for u in split_uids.values()])
-        codes = np.concatenate([np.full(len(u), i, np.int8) for i, u in enumerate(split_uids.values())])
+        codes = np.concatenate(
+            [np.full(len(u), i, np.int8) for i, u in enumerate(split_uids.values())]
+        )
         rows = np.concatenate([np.arange(len(u), dtype=np.int64) for u in split_uids.values()])
         order = np.argsort(keys, kind="stable")
         keys, codes, rows = keys[order], codes[order], rows[order]
         if len(keys) > 1 and bool(np.any(keys[1:] == keys[:-1])):
-            raise DataNotFound("duplicate UIDs (or a 64-bit hash collision) across the dataset's splits")
-        return cls(splits, keys, codes, rows, {k: np.asarray(v, dtype=np.str_) for k, v in split_uids.items()})
+            raise DataNotFound(
+                "duplicate UIDs (or a 64-bit hash collision) across the dataset's splits"
+            )
+        return cls(
+            splits,
+            keys,
+            codes,
+            rows,
+            {k: np.asarray(v, dtype=np.str_) for k, v in split_uids.items()},
+        )
 
     @classmethod
     def open_or_build(cls, ds: Dataset) -> UidIndex:
         index_dir = ds.dir.index_dir
         meta_path = index_dir / "meta.json"
-        if meta_path.is_file() and json.loads(meta_path.read_text()).get("manifest") == ds.manifest_hash():
+        if (
+            meta_path.is_file()
+            and json.loads(meta_path.read_text()).get("manifest") == ds.manifest_hash()
+        ):
             return cls.load(index_dir, ds)
         log.info("building UID index of %s", ds.spec.name)
         index = cls.build({s: ds.uids(s) for s in ds.spec.split_names()})
@@ -87,10 +104,16 @@ class UidIndex:
     @classmethod
     def load(cls, index_dir: Path, ds: Dataset) -> UidIndex:
         meta = json.loads((index_dir / "meta.json").read_text())
-        arrays = [np.load(index_dir / f"{n}.npy", mmap_mode="r") for n in ("keys", "codes", "rows")]
-        return cls(tuple(meta["splits"]), *arrays, {s: ds.uids(s) for s in meta["splits"]})
+        keys, codes, rows = (
+            np.load(index_dir / f"{n}.npy", mmap_mode="r") for n in ("keys", "codes", "rows")
+        )
+        return cls(
+            tuple(meta["splits"]), keys, codes, rows, {s: ds.uids(s) for s in meta["splits"]}
+        )
 
-    def lookup(self, uids: npt.NDArray[np.str_]) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
+    def lookup(
+        self, uids: npt.NDArray[np.str_]
+    ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
         """Split code (-1 if unknown) and row of every UID, in input order."""
         h = hash_uids(uids)
         pos = np.searchsorted(self.keys, h)
@@ -104,7 +127,9 @@ class UidIndex:
             codes[sel[wrong]], rows[sel[wrong]] = -1, -1
         return codes, rows
 
-    def pool_rows(self, uids: npt.NDArray[np.str_], *, pool: str | None = None) -> npt.NDArray[np.int64]:
+    def pool_rows(
+        self, uids: npt.NDArray[np.str_], *, pool: str | None = None
+    ) -> npt.NDArray[np.int64]:
         """Pool rows of ``uids``; DataNotFound naming the first UIDs that are not in the pool."""
         pool_code = self.splits.index(pool or self.splits[0])
         codes, rows = self.lookup(uids)

@@ -31,7 +31,10 @@ def check_split(name: str, df: pd.DataFrame) -> None:
 
 
 def write_splits(
-    ddir: DatasetDir, splits: Mapping[str, pd.DataFrame], *, dataset_version: str,
+    ddir: DatasetDir,
+    splits: Mapping[str, pd.DataFrame],
+    *,
+    dataset_version: str,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write split tables and the manifest; returns the manifest."""
