@@ -5,7 +5,7 @@
 set -euo pipefail
 need=()
 command -v slurmctld >/dev/null 2>&1 || need+=(slurm-wlm munge)
-[ -x /usr/lib/postgresql/15/bin/initdb ] || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system deps: all present"
