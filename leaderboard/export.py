@@ -1,0 +1,174 @@
+"""Exports of a board: JSON (pydantic models, also the API's response schema) and CSV.
+
+    public = board_public(board, budget=430)      # BoardPublic; .model_dump_json()
+    text = board_csv(board, budget=430)           # one line per entry, per-task columns
+
+Both carry exactly what the HTML shows: rank (empty for references and incomplete entries),
+the entry's kind, the score ± std, per-task mean ± std, missing tasks, subset size vs budget,
+date and the submissions the entry is built from. CSV cells that a spreadsheet would run as a
+formula (leading ``= + - @``) are prefixed with a quote, since team names are user input.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from leaderboard.ranking import Board, Entry
+from leaderboard.rows import Kind
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskCellPublic(_Out):
+    mean: float
+    std: float
+    secondary: float | None
+    n_seeds: int
+    submission_id: int
+
+
+class EntryPublic(_Out):
+    rank: int | None
+    label: str
+    team: str
+    kind: Kind
+    method: str | None
+    score: float | None
+    score_std: float | None
+    secondary: float | None
+    tasks: dict[str, TaskCellPublic]
+    missing_tasks: list[str]
+    subset_size: int | None
+    submitted_at: datetime
+    submission_ids: list[int]
+
+
+class BoardPublic(_Out):
+    """A ranked board as served by ``GET /api/leaderboard/{dataset}`` and written by reports."""
+
+    dataset: str
+    fraction: float
+    recipe: str
+    recipe_version: str
+    task: str | None
+    tasks: list[str]
+    primary_metric: str
+    secondary_metric: str | None
+    higher_is_better: bool
+    all_entries: bool
+    budget: int | None
+    entries: list[EntryPublic]
+
+
+def entry_public(e: Entry) -> EntryPublic:
+    return EntryPublic(
+        rank=e.rank,
+        label=e.label,
+        team=e.team,
+        kind=e.kind,
+        method=e.method,
+        score=e.score,
+        score_std=e.score_std,
+        secondary=e.secondary,
+        tasks={
+            t: TaskCellPublic(
+                mean=c.mean,
+                std=c.std,
+                secondary=c.secondary,
+                n_seeds=c.n_seeds,
+                submission_id=c.submission_id,
+            )
+            for t, c in e.cells.items()
+        },
+        missing_tasks=list(e.missing),
+        subset_size=e.subset_size,
+        submitted_at=e.submitted_at,
+        submission_ids=list(e.submission_ids),
+    )
+
+
+def board_public(board: Board, *, budget: int | None = None) -> BoardPublic:
+    k, r = board.key, board.rule
+    return BoardPublic(
+        dataset=k.dataset,
+        fraction=k.fraction,
+        recipe=k.recipe,
+        recipe_version=k.recipe_version,
+        task=k.task,
+        tasks=list(board.tasks),
+        primary_metric=r.primary,
+        secondary_metric=r.secondary,
+        higher_is_better=r.higher_is_better,
+        all_entries=board.all_entries,
+        budget=budget,
+        entries=[entry_public(e) for e in board.entries],
+    )
+
+
+def csv_header(board: Board) -> list[str]:
+    r = board.rule
+    per_task = [col for t in board.tasks for col in (t, f"{t}_std")]
+    return [
+        "rank",
+        "label",
+        "team",
+        "kind",
+        "method",
+        r.primary,
+        f"{r.primary}_std",
+        r.secondary or "secondary",
+        *per_task,
+        "missing_tasks",
+        "subset_size",
+        "budget",
+        "submitted_at",
+        "submission_ids",
+    ]
+
+
+def csv_rows(board: Board, *, budget: int | None = None) -> Iterable[list[object]]:
+    for e in board.entries:
+        cells: list[object] = []
+        for t in board.tasks:
+            c = e.cells.get(t)
+            cells += [c.mean, c.std] if c else ["", ""]
+        yield [
+            _opt(e.rank),
+            _safe(e.label),
+            _safe(e.team),
+            e.kind,
+            _safe(e.method or ""),
+            _opt(e.score),
+            _opt(e.score_std),
+            _opt(e.secondary),
+            *cells,
+            ";".join(e.missing),
+            _opt(e.subset_size),
+            _opt(budget),
+            e.submitted_at.isoformat(),
+            ";".join(str(i) for i in e.submission_ids),
+        ]
+
+
+def board_csv(board: Board, *, budget: int | None = None) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(csv_header(board))
+    w.writerows(csv_rows(board, budget=budget))
+    return buf.getvalue()
+
+
+def _opt(v: object) -> object:
+    return "" if v is None else v
+
+
+def _safe(text: str) -> str:
+    """Defuse spreadsheet formulas in user-controlled text."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -1,0 +1,94 @@
+"""SVG plots: well-formed, escaped, and geometrically faithful to the numbers."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import xml.etree.ElementTree as ET
+
+import pytest
+from lb_samples import make_boards, make_rows
+
+from leaderboard.plots import (
+    Bar,
+    Marker,
+    Point,
+    Series,
+    bar_chart,
+    fraction_series,
+    line_chart,
+    nice_ticks,
+)
+
+NS = {"s": "http://www.w3.org/2000/svg"}
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"), [(0.43, 0.97), (0, 1), (12.5, 380.0), (0.001, 0.0042), (0.5, 0.5)]
+)
+def test_nice_ticks_cover_range_with_round_steps(lo: float, hi: float) -> None:
+    t = nice_ticks(lo, hi)
+    assert t[0] <= lo and t[-1] >= hi and 3 <= len(t) <= 12
+    steps = {round(b - a, 12) for a, b in itertools.pairwise(t)}
+    assert len(steps) == 1
+    (step,) = steps
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert round(mantissa, 6) in (1, 2, 2.5, 5, 10)
+
+
+def test_line_chart_is_valid_escaped_svg_with_one_line_per_series() -> None:
+    series = [
+        Series(
+            "<script>x</script>",
+            (Point(0.05, 0.6, 0.02), Point(0.1, 0.7, 0.0), Point(0.25, 0.8, 0.01)),
+        ),
+        Series("random", (Point(0.05, 0.5), Point(0.1, 0.55)), reference=True),
+    ]
+    svg = line_chart(series, x_label="fraction", y_label="acc & more")
+    root = ET.fromstring(svg)  # parses: everything is escaped
+    assert root.find(".//s:script", NS) is None
+    assert len(root.findall(".//s:polyline", NS)) == 2
+    assert len(root.findall(".//s:g[@class='series']", NS)) == 2
+    # error bars only where err > 0
+    assert len(root.findall(".//s:g[@class='series']/s:path", NS)) == 2
+    # higher values are drawn higher (smaller y), x increases with the fraction
+    circles = root.findall(".//s:circle", NS)
+    ys = [float(c.get("cy")) for c in circles]  # type: ignore[arg-type]
+    xs = [float(c.get("cx")) for c in circles]  # type: ignore[arg-type]
+    assert ys[0] > ys[1] > ys[2] and xs[0] < xs[1] < xs[2]
+    # log scale: 0.05 -> 0.1 and 0.1 -> 0.2 would be equal steps; 0.1 -> 0.25 is log10(2.5)/log10(2)
+    assert (xs[2] - xs[1]) / (xs[1] - xs[0]) == pytest.approx(1.3219, rel=1e-2)
+
+
+def test_bar_chart_lengths_are_proportional_to_values() -> None:
+    svg = bar_chart(
+        [Bar("test1", 0.8, 0.05), Bar("test2", 0.4)],
+        value_label="accuracy",
+        markers=[Marker("random_filter", {"test1": 0.5})],
+    )
+    root = ET.fromstring(svg)
+    rects = root.findall(".//s:rect", NS)
+    w = [float(r.get("width")) for r in rects]  # type: ignore[arg-type]
+    assert w[0] / w[1] == pytest.approx(2.0, rel=1e-2)
+    assert "0.800 ± 0.050" in svg and "0.400" in svg
+    assert "random_filter: 0.5" in svg
+    assert bar_chart([], value_label="x") == ""
+
+
+def test_fraction_series_top_teams_and_all_references() -> None:
+    boards = make_boards(make_rows())
+    series = fraction_series(boards, top=2)
+    labels = [(s.label, s.reference) for s in series]
+    assert labels == [
+        ("owls", False),
+        ("<script>alert(1)</script>", False),
+        ("image_alignment", True),
+        ("oracle", True),
+        ("random_filter", True),
+    ]
+    owls = series[0]
+    assert [p.x for p in owls.points] == [0.05, 0.1, 0.25]
+    by_f = {f: next(e for e in b.entries if e.label == "owls") for f, b in boards.items()}
+    assert [p.y for p in owls.points] == [by_f[f].score for f in (0.05, 0.1, 0.25)]
+    # "partial" has no complete entry, so no points and no line
+    assert all(s.label != "partial" for s in fraction_series(boards, top=10))
