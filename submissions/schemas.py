@@ -163,3 +163,95 @@ class FailurePost(Schema):
     kind: Literal["user", "infra"]
     message: str = Field(max_length=10_000)
     log_tail: str | None = Field(None, max_length=100_000)
+
+
+# --- server: datasets, submission details, organizer actions (added with the server) ------
+
+
+class TaskPublic(Schema):
+    name: str
+    description: str = ""
+    hidden: bool = False
+    revealed: bool = True
+
+
+class FractionPublic(Schema):
+    fraction: float
+    budget: int | None = Field(None, description="max subset size; None if not prepared")
+
+
+class DatasetPublic(Schema):
+    """A dataset as the server offers it: what a participant needs to build a subset."""
+
+    name: str
+    task_type: str
+    version: str
+    description: str = ""
+    prepared: bool
+    pool_size: int | None
+    tasks: list[TaskPublic]
+    fractions: list[FractionPublic]
+    default_recipe: str
+    primary_metric: str
+    secondary_metric: str | None = None
+    higher_is_better: bool = True
+
+
+class TaskScorePublic(Schema):
+    """One task's scores of a submission: mean / std over seeds and every seed's metrics."""
+
+    task: str
+    test_size: int
+    mean: dict[str, float]
+    std: dict[str, float]
+    seeds: list[SeedResult] = Field(default_factory=list)
+
+
+class EventPublic(Schema):
+    action: str
+    from_state: State | None
+    to_state: State
+    actor: str
+    reason: str | None = None
+    created_at: datetime
+
+
+class SubmissionDetail(SubmissionPublic):
+    """One submission with its scores and history. Organizer-only fields are None otherwise."""
+
+    hidden: bool = False
+    disqualified: bool = False
+    not_before: datetime | None = None
+    scores: list[TaskScorePublic] = Field(default_factory=list)
+    events: list[EventPublic] = Field(default_factory=list)
+    attempts: int | None = None
+    worker: str | None = None
+    executor_job_id: str | None = None
+    lease_expires_at: datetime | None = None
+    log_tail: str | None = None
+    manifest: Manifest | None = None
+
+
+class AdminAction(Schema):
+    """An organizer's action on a submission (requeue, cancel, hide, ...): why, for the log."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ServerInfo(Schema):
+    version: str
+    base_url: str
+    max_upload_bytes: int
+    quota_per_day: int
+
+
+class LeaseStatus(Schema):
+    id: int
+    lease_expires_at: datetime
+
+
+class ProblemList(Schema):
+    """Every error response of the API: ``{"problems": [{"code", "message", ...}]}``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    problems: list[dict[str, object]]

@@ -1,0 +1,55 @@
+"""Dependencies as ``Annotated`` aliases: the session, the context, the caller.
+
+    @router.get("/x")
+    def x(db: SessionDep, ctx: CtxDep, me: PrincipalDep) -> ...: ...
+
+Tests swap the database with ``app.dependency_overrides[get_db] = ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from server.context import ServerContext
+from server.services.auth import Principal, authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="an API token: `tdc-server issue-token`")
+
+
+def get_ctx(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as db:
+        yield db
+
+
+CtxDep = Annotated[ServerContext, Depends(get_ctx)]
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_principal(
+    db: SessionDep,
+    ctx: CtxDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    token = creds.credentials if creds else None
+    return authenticate(db=db, token=token, touch_s=ctx.settings.token_touch_s)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_organizer(principal: PrincipalDep) -> Principal:
+    principal.require_organizer()
+    return principal
+
+
+OrganizerDep = Annotated[Principal, Depends(get_organizer)]

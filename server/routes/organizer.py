@@ -1,0 +1,114 @@
+"""Organizer routes (organizer tokens only; 403 for participants): the worker's API.
+
+POST /api/organizer/claim                          ClaimRequest -> [ClaimedSubmission]
+POST /api/organizer/submissions/{id}/heartbeat     Heartbeat -> LeaseStatus
+GET  /api/organizer/submissions/{id}/file          the stored .npy bytes
+POST /api/organizer/submissions/{id}/result        ResultPost (idempotent)
+POST /api/organizer/submissions/{id}/fail          FailurePost
+POST /api/organizer/submissions/{id}/{action}      AdminAction; action: requeue, cancel,
+                                                   hide, unhide, disqualify, requalify
+GET  /api/organizer/submissions                    every team's, filter by state etc.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+
+from server.routes.deps import CtxDep, OrganizerDep, SessionDep
+from server.routes.submissions import ERRORS
+from server.services import worker
+from submissions.schemas import (
+    AdminAction,
+    ClaimedSubmission,
+    ClaimRequest,
+    FailurePost,
+    Heartbeat,
+    LeaseStatus,
+    ResultPost,
+    State,
+    SubmissionPublic,
+)
+
+router = APIRouter(prefix="/api/organizer", tags=["organizer"], responses=ERRORS)
+
+
+@router.post("/claim")
+def claim(
+    body: ClaimRequest, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+) -> list[ClaimedSubmission]:
+    return worker.claim(db=db, ctx=ctx, request=body, actor=f"{me.actor}/{body.worker}")
+
+
+@router.post("/submissions/{submission_id}/heartbeat")
+def heartbeat(
+    submission_id: int, body: Heartbeat, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+) -> LeaseStatus:
+    until = worker.heartbeat(db=db, ctx=ctx, submission_id=submission_id, beat=body)
+    return LeaseStatus(id=submission_id, lease_expires_at=until)
+
+
+@router.get(
+    "/submissions/{submission_id}/file",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_file(
+    submission_id: int, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+) -> FileResponse:
+    path = worker.file_path(db=db, ctx=ctx, submission_id=submission_id)
+    return FileResponse(path, media_type="application/octet-stream", filename=path.name)
+
+
+@router.post("/submissions/{submission_id}/result")
+def post_result(
+    submission_id: int, body: ResultPost, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+) -> SubmissionPublic:
+    sub, _changed = worker.post_result(
+        db=db, ctx=ctx, submission_id=submission_id, post=body, actor=me.actor
+    )
+    return sub
+
+
+@router.post("/submissions/{submission_id}/fail")
+def fail(
+    submission_id: int, body: FailurePost, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+) -> SubmissionPublic:
+    return worker.fail(db=db, ctx=ctx, submission_id=submission_id, post=body, actor=me.actor)
+
+
+@router.post("/submissions/{submission_id}/{action}")
+def moderate(
+    submission_id: int,
+    action: worker.Moderation,
+    body: AdminAction,
+    db: SessionDep,
+    ctx: CtxDep,
+    me: OrganizerDep,
+) -> SubmissionPublic:
+    return worker.moderate(
+        db=db,
+        ctx=ctx,
+        submission_id=submission_id,
+        action=action,
+        reason=body.reason,
+        actor=me.actor,
+    )
+
+
+@router.get("/submissions")
+def list_all(
+    db: SessionDep,
+    ctx: CtxDep,
+    me: OrganizerDep,
+    state: State | None = None,
+    dataset: str | None = None,
+    team: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[SubmissionPublic]:
+    return worker.list_all(
+        db=db, ctx=ctx, state=state, dataset=dataset, team=team, limit=limit, offset=offset
+    )

@@ -1,0 +1,151 @@
+"""Teams and API tokens. A token's text is shown once; only its sha256 is stored.
+
+    team = create_team(db=db, name="lab")
+    text, row = issue_token(db=db, team=team, scope="participant", expires_days=90)
+    principal = authenticate(db=db, token=text, touch_s=60)    # Unauthorized if bad
+    revoke_token(db=db, token_or_prefix=text)
+
+Tokens are 256-bit random (``secrets``), so an unsalted sha256 is enough: there is nothing
+to brute-force, and lookup by hash stays a single indexed query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from server.errors import Conflict, Forbidden, NotFound, Unauthorized
+from server.models import ApiToken, Team, utcnow
+
+Scope = Literal["participant", "organizer"]
+SCOPES: tuple[Scope, ...] = ("participant", "organizer")
+TOKEN_PREFIX = "tdc_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's team and scope."""
+
+    token_id: int
+    team_id: int
+    team: str
+    scope: Scope
+
+    @property
+    def is_organizer(self) -> bool:
+        return self.scope == "organizer"
+
+    @property
+    def actor(self) -> str:
+        return f"{self.scope}:{self.team}"
+
+    def require_organizer(self) -> None:
+        if not self.is_organizer:
+            raise Forbidden("this action needs an organizer token")
+
+
+def hash_token(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def create_team(*, db: Session, name: str) -> Team:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise Conflict("a team name must have 1 to 100 characters")
+    team = Team(name=name)
+    db.add(team)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(f"team {name!r} exists") from None
+    db.refresh(team)
+    return team
+
+
+def get_team(*, db: Session, name: str) -> Team:
+    team = db.exec(select(Team).where(Team.name == name)).first()
+    if team is None:
+        raise NotFound(f"no team named {name!r}")
+    return team
+
+
+def get_or_create_team(*, db: Session, name: str) -> Team:
+    try:
+        return get_team(db=db, name=name)
+    except NotFound:
+        try:
+            return create_team(db=db, name=name)
+        except Conflict:  # created concurrently
+            return get_team(db=db, name=name)
+
+
+def issue_token(
+    *,
+    db: Session,
+    team: Team,
+    scope: Scope,
+    expires_days: float | None = None,
+    note: str | None = None,
+) -> tuple[str, ApiToken]:
+    """A new token for ``team``: its text (shown once, never stored) and its row."""
+    if scope not in SCOPES:
+        raise Conflict(f"scope must be one of {', '.join(SCOPES)}")
+    assert team.id is not None
+    text = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires = utcnow() + timedelta(days=expires_days) if expires_days else None
+    row = ApiToken(
+        token_hash=hash_token(text),
+        prefix=text[:12],
+        scope=scope,
+        team_id=team.id,
+        expires_at=expires,
+        note=note,
+    )
+    db.add(row)
+    db.commit()
+    db.refresh(row)
+    return text, row
+
+
+def revoke_token(*, db: Session, token_or_prefix: str) -> ApiToken:
+    """Revoke by full text or by the 12-character prefix ``issue-token`` printed."""
+    stmt = select(ApiToken).where(
+        (ApiToken.token_hash == hash_token(token_or_prefix)) | (ApiToken.prefix == token_or_prefix)
+    )
+    rows = db.exec(stmt).all()
+    if len(rows) != 1:
+        raise NotFound(f"{len(rows)} tokens match {token_or_prefix[:12]!r}; give the full token")
+    row = rows[0]
+    row.revoked_at = row.revoked_at or utcnow()
+    db.add(row)
+    db.commit()
+    return row
+
+
+def authenticate(*, db: Session, token: str | None, touch_s: int = 60) -> Principal:
+    """The principal of a bearer token; Unauthorized when missing, unknown, expired or revoked."""
+    if not token:
+        raise Unauthorized("missing bearer token (Authorization: Bearer tdc_...)")
+    row = db.exec(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
+    now = utcnow()
+    if row is None:
+        raise Unauthorized("unknown token")
+    if row.revoked_at is not None:
+        raise Unauthorized("this token was revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthorized("this token has expired")
+    team = db.get(Team, row.team_id)
+    assert team is not None and row.id is not None
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() >= touch_s:
+        row.last_used_at = now
+        db.add(row)
+        db.commit()
+    scope: Scope = "organizer" if row.scope == "organizer" else "participant"
+    return Principal(token_id=row.id, team_id=row.team_id, team=team.name, scope=scope)

@@ -1,0 +1,162 @@
+"""The datasets this server offers: specs from ``configs/`` plus the prepared data on disk.
+
+    catalog = Catalog.load(settings)
+    catalog.spec("demo"); catalog.dataset("demo")          # DatasetSpec; harness Dataset (prepared)
+    catalog.sync(db)                                        # upsert the Dataset table
+    path, etag = catalog.pool_uids_file("demo", storage)    # the pool UIDs as .npy
+
+Unprepared datasets are listed (``prepared: false``) but accept no uploads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session
+
+from harness.specs import BenchmarkSpecs, DatasetSpec, load_benchmark
+from server.models import Dataset as DatasetRow
+from server.models import utcnow
+from submissions.errors import DataNotFound
+from submissions.schemas import DatasetPublic, FractionPublic, TaskPublic
+
+if TYPE_CHECKING:
+    from harness.datasets import Dataset
+    from server.settings import Settings
+    from server.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Catalog:
+    specs: BenchmarkSpecs
+    data_root: Path
+    reveal_at: dict[str, datetime] = field(default_factory=dict)
+    _open: dict[str, Dataset] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def load(cls, settings: Settings) -> Catalog:
+        return cls(
+            specs=load_benchmark(settings.configs_dir),
+            data_root=settings.data_root,
+            reveal_at=dict(settings.reveal_at),
+        )
+
+    def names(self) -> list[str]:
+        return list(self.specs.datasets)
+
+    def spec(self, name: str) -> DatasetSpec:
+        return self.specs.dataset(name)
+
+    def dataset(self, name: str) -> Dataset:
+        """The prepared dataset (opened once); DataNotFound if it is not prepared here."""
+        from harness.datasets import Dataset
+
+        spec = self.spec(name)
+        with self._lock:
+            if name not in self._open:
+                self._open[name] = Dataset.open(spec, data_root=self.data_root)
+            return self._open[name]
+
+    def pool_size(self, name: str) -> int | None:
+        try:
+            return self.dataset(name).pool_size
+        except DataNotFound:
+            return None
+
+    def hidden_tasks(self, name: str, *, now: datetime | None = None) -> set[str]:
+        """Tasks whose test scores participants may not see yet (hidden, not revealed)."""
+        now = now or utcnow()
+        return {
+            t.name
+            for t in self.spec(name).tasks
+            if t.hidden and not self._revealed(name, t.name, t.reveal_at, now)
+        }
+
+    def _revealed(self, dataset: str, task: str, spec_time: str | None, now: datetime) -> bool:
+        when = self.reveal_at.get(f"{dataset}/{task}")
+        if when is None and spec_time:
+            when = datetime.fromisoformat(spec_time)
+        if when is None:
+            return False
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=now.tzinfo)
+        return now >= when
+
+    def public(self, name: str, *, now: datetime | None = None) -> DatasetPublic:
+        spec, pool = self.spec(name), self.pool_size(name)
+        hidden = self.hidden_tasks(name, now=now)
+        return DatasetPublic(
+            name=spec.name,
+            task_type=spec.task_type,
+            version=spec.version,
+            description=spec.description,
+            prepared=pool is not None,
+            pool_size=pool,
+            tasks=[
+                TaskPublic(
+                    name=t.name,
+                    description=t.description,
+                    hidden=t.hidden,
+                    revealed=t.name not in hidden,
+                )
+                for t in spec.tasks
+            ],
+            fractions=[
+                FractionPublic(
+                    fraction=f, budget=None if pool is None else spec.budget(f, pool_size=pool)
+                )
+                for f in spec.fractions
+            ],
+            default_recipe=spec.default_recipe,
+            primary_metric=spec.primary_metric,
+            secondary_metric=spec.secondary_metric,
+            higher_is_better=spec.higher_is_better,
+        )
+
+    def sync(self, db: Session) -> None:
+        """Upsert one Dataset row per configured dataset (rows of removed ones stay)."""
+        for name in self.names():
+            spec = self.spec(name)
+            row = db.get(DatasetRow, name) or DatasetRow(
+                name=name,
+                task_type=spec.task_type,
+                version=spec.version,
+                default_recipe=spec.default_recipe,
+                primary_metric=spec.primary_metric,
+            )
+            row.task_type, row.version = spec.task_type, spec.version
+            row.description = spec.description
+            row.tasks = [t.model_dump(mode="json") for t in spec.tasks]
+            row.fractions = list(spec.fractions)
+            row.default_recipe, row.primary_metric = spec.default_recipe, spec.primary_metric
+            row.secondary_metric, row.higher_is_better = (
+                spec.secondary_metric,
+                spec.higher_is_better,
+            )
+            row.pool_size, row.synced_at = self.pool_size(name), utcnow()
+            db.add(row)
+        db.commit()
+
+    def pool_uids_file(self, name: str, storage: Storage) -> tuple[Path, str]:
+        """The pool's UIDs as a ``.npy`` (unicode) file, written once per dataset version."""
+        import numpy as np
+
+        ds = self.dataset(name)
+        tag = ds.manifest_hash()
+        path = storage.cache_dir / f"pool-uids-{name}-{tag}.npy"
+        with self._lock:
+            if not path.exists():
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                with tmp.open("wb") as f:
+                    np.save(f, np.asarray(ds.uids(ds.spec.pool), dtype=np.str_), allow_pickle=False)
+                os.replace(tmp, path)
+        return path, f'"{tag}"'

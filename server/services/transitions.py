@@ -1,0 +1,174 @@
+"""The submission state machine: the only code that changes a submission's state or flags.
+
+    transition(db=db, sub=sub, to=State.running, action="claim", actor="organizer:ops",
+               changes={"lease_token": tok}, where=[Submission.state == "queued"])
+    set_flag(db=db, sub=sub, flag="hidden", value=True, actor=..., reason="duplicate account")
+
+Every change is one ``UPDATE ... WHERE id = :id AND state = :expected [AND extra]``
+(compare-and-set): if another worker changed the row first, nothing is written and
+``Conflict`` is raised, so two workers can never both win. Each change appends a
+``SubmissionEvent`` (from, to, actor, reason, time) in the same transaction; the caller
+commits.
+
+    queued       -> running | cancelled
+    running      -> scored | failed_user | failed_infra | queued (retry) | cancelled
+    failed_infra -> queued (organizer retry)
+    failed_user  -> queued (organizer requeue)
+    scored, cancelled: final
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session
+
+from server.errors import Conflict, IllegalTransition
+from server.models import Submission, SubmissionEvent, utcnow
+from submissions.schemas import State
+
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    State.queued: frozenset({State.running, State.cancelled}),
+    State.running: frozenset(
+        {State.scored, State.failed_user, State.failed_infra, State.queued, State.cancelled}
+    ),
+    State.failed_infra: frozenset({State.queued}),
+    State.failed_user: frozenset({State.queued}),
+    State.scored: frozenset(),
+    State.cancelled: frozenset(),
+}
+
+Flag = Literal["hidden", "disqualified"]
+
+
+def sid(sub: Submission) -> int:
+    """The id of a submission row that has been flushed."""
+    assert sub.id is not None, "submission not flushed yet"
+    return sub.id
+
+
+def check(frm: State, to: State) -> None:
+    """IllegalTransition unless ``frm -> to`` is in the table."""
+    if to not in TRANSITIONS[frm]:
+        allowed = ", ".join(sorted(TRANSITIONS[frm])) or "none (final state)"
+        raise IllegalTransition(
+            f"a {frm.value} submission cannot become {to.value} (allowed: {allowed})"
+        )
+
+
+def transition(
+    *,
+    db: Session,
+    sub: Submission,
+    to: State,
+    action: str,
+    actor: str,
+    reason: str | None = None,
+    changes: Mapping[str, Any] | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
+    now: datetime | None = None,
+) -> Submission:
+    """Move ``sub`` from its loaded state to ``to`` with compare-and-set; caller commits."""
+    frm = State(sub.state)
+    check(frm, to)
+    now = now or utcnow()
+    values = {**(changes or {}), "state": to.value, "updated_at": now}
+    _cas(db, sub, frm, values, where)
+    db.add(
+        SubmissionEvent(
+            submission_id=sid(sub),
+            action=action,
+            from_state=frm.value,
+            to_state=to.value,
+            actor=actor,
+            reason=reason,
+            created_at=now,
+        )
+    )
+    return sub
+
+
+def set_flag(
+    *,
+    db: Session,
+    sub: Submission,
+    flag: Flag,
+    value: bool,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Submission:
+    """Set ``hidden`` or ``disqualified`` (state unchanged), with an event; caller commits."""
+    now = now or utcnow()
+    state = State(sub.state)
+    _cas(db, sub, state, {flag: value, "updated_at": now}, ())
+    action = {("hidden", True): "hide", ("hidden", False): "unhide"}.get(
+        (flag, value), "disqualify" if value else "requalify"
+    )
+    db.add(
+        SubmissionEvent(
+            submission_id=sid(sub),
+            action=action,
+            from_state=state.value,
+            to_state=state.value,
+            actor=actor,
+            reason=reason,
+            created_at=now,
+        )
+    )
+    return sub
+
+
+def extend_lease(
+    *,
+    db: Session,
+    sub: Submission,
+    changes: Mapping[str, Any],
+    where: Sequence[ColumnElement[bool]],
+    now: datetime | None = None,
+) -> Submission:
+    """Update lease fields of a running submission (state unchanged, no event: heartbeats)."""
+    _cas(db, sub, State.running, {**changes, "updated_at": now or utcnow()}, where)
+    return sub
+
+
+def record(
+    *, db: Session, sub: Submission, action: str, actor: str, reason: str | None = None
+) -> None:
+    """An event that changes nothing (submission received, job id recorded)."""
+    db.add(
+        SubmissionEvent(
+            submission_id=sid(sub),
+            action=action,
+            from_state=None if action == "submit" else sub.state,
+            to_state=sub.state,
+            actor=actor,
+            reason=reason,
+            created_at=utcnow(),
+        )
+    )
+
+
+def _cas(
+    db: Session,
+    sub: Submission,
+    expected: State,
+    values: Mapping[str, Any],
+    where: Sequence[ColumnElement[bool]],
+) -> None:
+    stmt = (
+        update(Submission)
+        .where(Submission.id == sub.id, Submission.state == expected.value, *where)  # type: ignore[arg-type]
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if db.exec(stmt).rowcount != 1:  # type: ignore[call-overload, attr-defined]
+        raise Conflict(
+            f"submission {sub.id} changed concurrently (expected {expected.value}); retry"
+        )
+    for key, value in values.items():  # keep the in-memory row equal to the database
+        set_committed_value(sub, key, value)

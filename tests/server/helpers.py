@@ -1,0 +1,98 @@
+"""Helpers for server tests: rows without uploads, results, subset files."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from server.models import Submission, Team
+from server.services import transitions
+from submissions.schemas import EvalResult, Manifest, SeedResult, TaskResult
+
+
+def insert_submission(
+    engine: Engine,
+    *,
+    team: str,
+    dataset: str = "tiny",
+    fraction: float = 0.1,
+    task: str | None = None,
+    tag: str = "",
+    kind: str = "submission",
+) -> int:
+    """A queued submission row, as if uploaded (no file), with its 'submit' event."""
+    sha = hashlib.sha256(f"{team}{dataset}{fraction}{task}{tag}".encode()).hexdigest()
+    with Session(engine) as db:
+        t = db.exec(select(Team).where(Team.name == team)).one()
+        assert t.id is not None
+        sub = Submission(
+            team_id=t.id,
+            dataset=dataset,
+            fraction=fraction,
+            task=task,
+            recipe="linear_probe",
+            kind=kind,
+            sha256=sha,
+            file_sha256=sha,
+            size=30,
+            file_bytes=1000,
+            dedup_key=f"{tag}{sha}",
+        )
+        db.add(sub)
+        db.flush()
+        transitions.record(db=db, sub=sub, action="submit", actor=f"participant:{team}")
+        db.commit()
+        assert sub.id is not None
+        return sub.id
+
+
+def make_result(
+    *,
+    sha256: str,
+    tasks: tuple[str, ...] = ("test1", "test2"),
+    task: str | None = None,
+    fraction: float = 0.1,
+    acc: float = 0.8,
+    dataset: str = "tiny",
+) -> EvalResult:
+    return EvalResult(
+        dataset=dataset,
+        fraction=fraction,
+        task=task,
+        recipe="linear_probe",
+        subset_size=30,
+        tasks=[
+            TaskResult(
+                task=t,
+                test_size=60,
+                seeds=[SeedResult(seed=0, metrics={"accuracy": acc, "balanced_accuracy": acc})],
+                mean={"accuracy": acc, "balanced_accuracy": acc},
+                std={"accuracy": 0.0, "balanced_accuracy": 0.0},
+            )
+            for t in tasks
+        ],
+        manifest=Manifest(
+            code_version="test",
+            recipe="linear_probe",
+            recipe_version="1",
+            recipe_hash="abc",
+            dataset=dataset,
+            dataset_version="0.1",
+            dataset_manifest_hash="def",
+            subset_sha256=sha256,
+            seeds=[0],
+            libraries={},
+            device="cpu",
+            wall_time_s=1.0,
+        ),
+    )
+
+
+def write_subset(path: Path, uids: np.ndarray) -> Path:
+    from submissions.subset_file import write_subset_file
+
+    return write_subset_file(path, np.asarray(uids, dtype=str))
