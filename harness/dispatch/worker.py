@@ -19,24 +19,26 @@ cannot overwrite the one that took over, and a repeated post is a no-op.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.dispatch import plan
-from harness.dispatch.client import Client
+from harness.dispatch.client import Client, lease_refused
 from harness.dispatch.executors import ExecutorSpec, launch
 from harness.dispatch.reconcile import JobRef, JobState, Reconciler, squeue_states
 from harness.dispatch.task import Outcome, WorkItem, read_outcome, run_work_items
 from submissions.errors import TdcError
-from submissions.schemas import ClaimedSubmission, ClaimRequest, FailurePost, Heartbeat, ResultPost
+from submissions.schemas import ClaimedSubmission
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +143,13 @@ class Worker:
         room = self.options.max_jobs - sum(len(e.subs) for e in self.inflight.values())
         if room <= 0:
             return []
-        request = ClaimRequest(
-            worker=self.options.worker,
-            max_jobs=min(room, 1000),
-            lease_seconds=self.options.lease_seconds,
-            dataset=self.options.dataset,
-        )
         try:
-            claimed = self.client.claim(request)
+            claimed = self.client.claim(
+                self.options.worker,
+                max_jobs=min(room, 1000),
+                lease_seconds=self.options.lease_seconds,
+                dataset=self.options.dataset,
+            )
         except TdcError as err:
             log.warning("claim failed: %s", err)
             return []
@@ -289,14 +290,15 @@ class Worker:
     def _beat(self, entry: Entry) -> None:
         job_id = entry.ref.job_id if entry.ref else None
         for sub in list(entry.subs):
-            beat = Heartbeat(
-                lease_token=sub.lease_token,
-                lease_seconds=self.options.lease_seconds,
-                job_id=job_id,
-            )
             try:
-                self.client.heartbeat(sub.id, beat)
-            except TdcError as err:  # lease expired, cancelled, taken over: let it go
+                self.client.heartbeat(
+                    sub.id, sub.lease_token, lease_seconds=self.options.lease_seconds, job_id=job_id
+                )
+            except TdcError as err:
+                if not lease_refused(err):  # the server is down: try again next beat
+                    log.warning("submission %d: heartbeat not delivered: %s", sub.id, err)
+                    continue
+                # Lease expired, cancelled or taken over: let this submission go.
                 log.warning("submission %d: lease lost: %s", sub.id, err)
                 entry.subs.remove(sub)
                 self.report.leases_lost += 1
@@ -319,11 +321,10 @@ class Worker:
             self._fail_all(entry, "infra", message, outcome.traceback)
 
     def _post(self, sub: ClaimedSubmission, outcome: Outcome) -> None:
-        assert outcome.result is not None
+        result = outcome.result
+        assert result is not None
         try:
-            self.client.post_result(
-                sub.id, ResultPost(lease_token=sub.lease_token, result=outcome.result)
-            )
+            _retrying(functools.partial(self.client.post_result, sub.id, sub.lease_token, result))
         except TdcError as err:
             log.warning("submission %d: result not accepted: %s", sub.id, err)
             self.report.leases_lost += 1
@@ -337,17 +338,19 @@ class Worker:
         self.inflight.pop(entry.item.key, None)
         self._fail_all(entry, "infra", message, self._log_tail(entry))
 
-    def _fail_all(self, entry: Entry, kind: str, message: str, log_tail: str | None) -> None:
+    def _fail_all(
+        self, entry: Entry, kind: Literal["user", "infra"], message: str, log_tail: str | None
+    ) -> None:
         self.inflight.pop(entry.item.key, None)
+        tail = log_tail[-LOG_TAIL_CHARS:] if log_tail else None
         for sub in entry.subs:
-            post = FailurePost(
-                lease_token=sub.lease_token,
-                kind=kind,  # type: ignore[arg-type]
-                message=message[:10_000],
-                log_tail=log_tail[-LOG_TAIL_CHARS:] if log_tail else None,
-            )
             try:
-                self.client.fail(sub.id, post)
+                _retrying(
+                    functools.partial(
+                        self.client.fail, sub.id, sub.lease_token,
+                        kind=kind, message=message[:10_000], log_tail=tail,
+                    )
+                )  # fmt: skip
             except TdcError as err:
                 log.warning("submission %d: failure not recorded: %s", sub.id, err)
                 self.report.leases_lost += 1
@@ -367,3 +370,19 @@ class Worker:
                 text = Path(path).read_text(errors="replace")
                 parts.append(f"==> {path} <==\n{text[-LOG_TAIL_CHARS // 2 :]}")
         return "\n".join(parts) or None
+
+
+def _retrying(call: Callable[[], Any], *, attempts: int = 4, first_delay_s: float = 0.5) -> Any:
+    """``call()``, retried with backoff while the server cannot be reached (not when it says
+    no). If it stays down, the lease runs out and the next claimer reuses the outcome file."""
+    delay = first_delay_s
+    for attempt in range(attempts):
+        try:
+            return call()
+        except TdcError as err:
+            if lease_refused(err) or attempt == attempts - 1:
+                raise
+            log.warning("server unreachable (%s); retrying in %.1f s", err, delay)
+            time.sleep(delay)
+            delay *= 2
+    return None
