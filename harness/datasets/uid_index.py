@@ -2,20 +2,35 @@
 
 Every lookup from UID to row goes through here, never by position in a subset file.
 
-    index = ds.uid_index()
+    index = ds.uid_index()                                # or UidIndex.build({"train": uids, ...})
     codes, rows = index.lookup(np.array(["a1", "zz"]))   # codes: split number or -1
     index.splits[codes[0]], rows[0]                       # ("train", 17)
     rows = index.pool_rows(uids)                          # DataNotFound if any is not in the pool
+    res = index.resolve(subset.raw, subset.kind)          # the fast path validation uses
 
-Layout under ``<dataset>/index/``: ``keys.npy`` (sorted uint64 hashes), ``codes.npy`` (int8
-split number), ``rows.npy`` (int64 row), ``meta.json`` (splits, sizes, manifest hash). A hash
-match is confirmed against the split's UID strings, so the lookup is exact.
+Lookups take any UID array the subset file contract accepts (str, bytes, ints, ``u8,u8``).
+Layout under ``<dataset>/index/`` (see harness.datasets.uid_keys for the two schemes):
+``keys.npy`` (sorted uint64 keys), ``check.npy`` (exact value per key: uint64 low halves or
+the UID text), ``codes.npy`` (int8 split number), ``rows.npy`` (row in the split) and
+``meta.json`` (scheme, width, splits, sizes, manifest hash). A key match counts only when the
+check value matches too, so lookups are exact; equal keys of distinct UIDs are searched in
+turn.
+
+How a lookup scales: the submission's keys are sorted once, so the binary searches into the
+index walk it in order (cache-friendly) and every pass is O(n) or O(n log n) in numpy; blocks
+of ``BLOCK`` UIDs bound the temporary memory to a few MB beyond ~17 bytes per UID.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,118 +38,323 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from submissions.errors import DataNotFound
+from harness.datasets.uid_keys import (
+    Query,
+    check_block,
+    is_hex128,
+    lo_halves,
+    query_block,
+    text_width,
+)
+from submissions.errors import ConfigError, DataNotFound
+from submissions.subset_file import Kind, as_uid_array, canonical_strings
 
 if TYPE_CHECKING:
     from harness.datasets.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-
-
-def hash_uids(uids: npt.NDArray[np.str_]) -> npt.NDArray[np.uint64]:
-    """FNV-1a over the code points of each UID, vectorised column by column."""
-    arr = np.ascontiguousarray(np.asarray(uids, dtype=np.str_))
-    width = max(arr.dtype.itemsize // 4, 1)
-    cols = (
-        arr.view(np.uint32).reshape(len(arr), width)
-        if len(arr)
-        else np.zeros((0, width), np.uint32)
-    )
-    h = np.full(len(arr), _FNV_OFFSET, dtype=np.uint64)
-    for j in range(width):
-        h ^= cols[:, j].astype(np.uint64)
-        h *= _FNV_PRIME
-    return h
+INDEX_FORMAT = 2
+BLOCK = 1 << 16
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
-class UidIndex:
-    splits: tuple[str, ...]
-    keys: npt.NDArray[np.uint64]
+class Resolution:
+    """Where each UID of a submission lives, listed in the order of its sort key.
+
+    ``order[i]`` is a position in the submitted array; ``codes[i]`` its split number (-1:
+    unknown) and ``rows[i]`` its row in that split (-1: unknown). Repeated known UIDs show as
+    equal (code, row) pairs.
+    """
+
+    order: npt.NDArray[np.int64]
     codes: npt.NDArray[np.int8]
     rows: npt.NDArray[np.int64]
-    split_uids: dict[str, npt.NDArray[np.str_]]
+
+
+@dataclass(frozen=True, eq=False)
+class UidIndex:
+    """Sorted keys of every UID of a dataset, with their split and row."""
+
+    splits: tuple[str, ...]
+    sizes: tuple[int, ...]
+    scheme: str
+    width: int
+    keys: npt.NDArray[np.uint64]
+    check: np.ndarray
+    codes: npt.NDArray[np.int8]
+    rows: np.ndarray
+
+    # --- building ------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, split_uids: dict[str, npt.NDArray[np.str_]]) -> UidIndex:
-        splits = tuple(split_uids)
-        keys = np.concatenate([hash_uids(u) for u in split_uids.values()])
-        codes = np.concatenate(
-            [np.full(len(u), i, np.int8) for i, u in enumerate(split_uids.values())]
+    def build(cls, split_uids: Mapping[str, np.ndarray]) -> UidIndex:
+        """An in-memory index of ``{split: UIDs in row order}`` (the pool first)."""
+        arrays = {s: as_uid_array(u) for s, u in split_uids.items()}
+        if len(arrays) > 127:
+            raise ConfigError("a dataset may have at most 127 splits")
+        scheme, width = _choose_scheme(list(arrays.values()))
+        sizes = tuple(len(a) for a, _ in arrays.values())
+        keys = np.concatenate(
+            [np.empty(0, np.uint64)]
+            + [q.key for a, k in arrays.values() for _, q in _blocks(a, k, scheme, width)]
         )
-        rows = np.concatenate([np.arange(len(u), dtype=np.int64) for u in split_uids.values()])
-        order = np.argsort(keys, kind="stable")
-        keys, codes, rows = keys[order], codes[order], rows[order]
-        if len(keys) > 1 and bool(np.any(keys[1:] == keys[:-1])):
-            raise DataNotFound(
-                "duplicate UIDs (or a 64-bit hash collision) across the dataset's splits"
-            )
-        return cls(
-            splits,
-            keys,
-            codes,
-            rows,
-            {k: np.asarray(v, dtype=np.str_) for k, v in split_uids.items()},
+        order = np.argsort(keys)
+        keys = keys[order]
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        codes = (np.searchsorted(starts, order, side="right") - 1).astype(np.int8)
+        rows = (order - starts[codes]).astype(
+            np.uint32 if max(sizes, default=0) < 2**32 else np.int64
+        )
+        check = _gather_checks(list(arrays.values()), codes, rows, scheme, width)
+        index = cls(tuple(arrays), sizes, scheme, width, keys, check, codes, rows)
+        index._reject_duplicates(arrays)
+        return index
+
+    def _reject_duplicates(self, arrays: Mapping[str, tuple[np.ndarray, Kind]]) -> None:
+        same = np.flatnonzero(self.keys[1:] == self.keys[:-1])
+        same = same[_equal(self.check[same], self.check[same + 1])]
+        if len(same) == 0:
+            return
+        where = [(self.splits[self.codes[i]], int(self.rows[i])) for i in (same[0], same[0] + 1)]
+        raw, kind = arrays[where[0][0]]
+        uid = str(canonical_strings(raw[[where[0][1]]], kind)[0])
+        raise ConfigError(
+            f"{len(same)} UIDs occur twice in the dataset, e.g. {uid!r} in "
+            f"{where[0][0]} row {where[0][1]} and {where[1][0]} row {where[1][1]}"
         )
 
     @classmethod
     def open_or_build(cls, ds: Dataset) -> UidIndex:
+        """The dataset's index, rebuilt (atomically) when its manifest changed."""
         index_dir = ds.dir.index_dir
-        meta_path = index_dir / "meta.json"
-        if (
-            meta_path.is_file()
-            and json.loads(meta_path.read_text()).get("manifest") == ds.manifest_hash()
-        ):
-            return cls.load(index_dir, ds)
+        manifest = ds.manifest_hash()
+        if _meta(index_dir).get("manifest") == manifest:
+            return cls.load(index_dir)
         log.info("building UID index of %s", ds.spec.name)
         index = cls.build({s: ds.uids(s) for s in ds.spec.split_names()})
-        index.save(index_dir, manifest_hash=ds.manifest_hash())
+        index.save(index_dir, manifest_hash=manifest)
         return index
 
     def save(self, index_dir: Path, *, manifest_hash: str) -> None:
-        index_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("keys", "codes", "rows"):
-            np.save(index_dir / f"{name}.npy", getattr(self, name))
-        meta = {"splits": list(self.splits), "manifest": manifest_hash}
-        (index_dir / "meta.json").write_text(json.dumps(meta))
+        """Write to a sibling temp dir, then swap it in, so readers never see half an index."""
+        index_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=index_dir.parent, prefix=".index-"))
+        try:
+            check = self.check
+            if self.scheme == "text":
+                check = np.ascontiguousarray(check).reshape(-1).view(f"<U{self.width}")
+            for name, arr in (("keys", self.keys), ("check", check)):
+                np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+            for name, arr in (("codes", self.codes), ("rows", self.rows)):
+                np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+            meta = {
+                "format": INDEX_FORMAT,
+                "scheme": self.scheme,
+                "width": self.width,
+                "splits": list(self.splits),
+                "sizes": list(self.sizes),
+                "manifest": manifest_hash,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            _swap_in(tmp, index_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
-    def load(cls, index_dir: Path, ds: Dataset) -> UidIndex:
-        meta = json.loads((index_dir / "meta.json").read_text())
-        keys, codes, rows = (
-            np.load(index_dir / f"{n}.npy", mmap_mode="r") for n in ("keys", "codes", "rows")
-        )
+    def load(cls, index_dir: Path) -> UidIndex:
+        meta = _meta(index_dir)
+        if meta.get("format") != INDEX_FORMAT:
+            raise DataNotFound(f"no UID index (format {INDEX_FORMAT}) in {index_dir}")
+        arrays = {
+            n: np.load(index_dir / f"{n}.npy", mmap_mode="r", allow_pickle=False)
+            for n in ("keys", "check", "codes", "rows")
+        }
+        check = arrays["check"]
+        if meta["scheme"] == "text":
+            check = check.view(np.uint32).reshape(len(check), meta["width"])
         return cls(
-            tuple(meta["splits"]), keys, codes, rows, {s: ds.uids(s) for s in meta["splits"]}
+            tuple(meta["splits"]),
+            tuple(meta["sizes"]),
+            meta["scheme"],
+            int(meta["width"]),
+            arrays["keys"],
+            check,
+            arrays["codes"],
+            arrays["rows"],
         )
 
-    def lookup(
-        self, uids: npt.NDArray[np.str_]
-    ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
+    # --- lookups -------------------------------------------------------------------------
+
+    def resolve(self, raw: np.ndarray, kind: Kind) -> Resolution:
+        """Split and row of every UID of ``raw`` (a checked 1-D UID array of ``kind``)."""
+        n = len(raw)
+        key = np.empty(n, np.uint64)
+        valid = np.empty(n, bool)
+        # hex128 checks are 8 bytes a UID: keep them (or view the records' low halves);
+        # text checks are as big as the text: gather them again per block instead.
+        check = lo_halves(raw, kind) if self.scheme == "hex128" else None
+        kept = np.empty(n, np.uint64) if self.scheme == "hex128" and check is None else None
+
+        def keys_of(start: int) -> None:
+            q = query_block(raw[start : start + BLOCK], kind, scheme=self.scheme, width=self.width)
+            key[start : start + len(q.key)] = q.key
+            valid[start : start + len(q.key)] = q.valid
+            if kept is not None:
+                kept[start : start + len(q.key)] = q.check
+
+        _parallel(keys_of, n)
+        check = kept if kept is not None else check
+        order = np.argsort(key)
+        key.sort()  # equal to key[order], without a second array
+        valid = valid[order]
+        codes = np.full(n, -1, np.int8)
+        rows = np.full(n, -1, np.int64)
+
+        def match(start: int) -> None:
+            sl = slice(start, start + BLOCK)
+            if check is not None:
+                chk = check[order[sl]]
+            else:
+                chk = check_block(raw.take(order[sl]), kind, scheme=self.scheme, width=self.width)
+            self._match_block(key[sl], valid[sl], chk, codes[sl], rows[sl])
+
+        _parallel(match, n)
+        return Resolution(order=order, codes=codes, rows=rows)
+
+    def _match_block(
+        self,
+        key: npt.NDArray[np.uint64],
+        valid: npt.NDArray[np.bool_],
+        check: np.ndarray,
+        codes_out: npt.NDArray[np.int8],
+        rows_out: npt.NDArray[np.int64],
+    ) -> None:
+        """Fill codes/rows of one block of sorted keys; tries every entry with an equal key."""
+        n_keys = len(self.keys)
+        if n_keys == 0:
+            return
+        pos = np.searchsorted(self.keys, key)
+        todo = np.flatnonzero(valid)
+        while len(todo):
+            p = np.minimum(pos[todo], n_keys - 1)
+            same_key = (pos[todo] < n_keys) & (self.keys[p] == key[todo])
+            todo, p = todo[same_key], p[same_key]
+            hit = _equal(_take(self.check, p), _take(check, todo))
+            codes_out[todo[hit]] = self.codes[p[hit]]
+            rows_out[todo[hit]] = self.rows[p[hit]]
+            todo = todo[~hit]  # a different UID with the same key: look at the next entry
+            pos[todo] += 1
+
+    def lookup(self, uids: np.ndarray) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
         """Split code (-1 if unknown) and row of every UID, in input order."""
-        h = hash_uids(uids)
-        pos = np.searchsorted(self.keys, h)
-        pos = np.minimum(pos, max(len(self.keys) - 1, 0))
-        hit = (self.keys[pos] == h) if len(self.keys) else np.zeros(len(h), bool)
-        codes = np.where(hit, self.codes[pos], -1).astype(np.int8)
-        rows = np.where(hit, self.rows[pos], -1).astype(np.int64)
-        for i, split in enumerate(self.splits):  # confirm hash hits against the real strings
-            sel = np.flatnonzero(codes == i)
-            wrong = self.split_uids[split][rows[sel]] != np.asarray(uids)[sel]
-            codes[sel[wrong]], rows[sel[wrong]] = -1, -1
+        arr, kind = _as_lookup_array(uids)
+        res = self.resolve(arr, kind)
+        codes = np.empty(len(arr), np.int8)
+        rows = np.empty(len(arr), np.int64)
+        codes[res.order], rows[res.order] = res.codes, res.rows
         return codes, rows
 
-    def pool_rows(
-        self, uids: npt.NDArray[np.str_], *, pool: str | None = None
-    ) -> npt.NDArray[np.int64]:
+    def pool_rows(self, uids: np.ndarray, *, pool: str | None = None) -> npt.NDArray[np.int64]:
         """Pool rows of ``uids``; DataNotFound naming the first UIDs that are not in the pool."""
         pool_code = self.splits.index(pool or self.splits[0])
         codes, rows = self.lookup(uids)
         bad = np.flatnonzero(codes != pool_code)
         if len(bad):
-            sample = ", ".join(map(str, np.asarray(uids)[bad[:10]]))
+            arr, kind = _as_lookup_array(uids)
+            sample = ", ".join(canonical_strings(arr[bad[:10]], kind))
             raise DataNotFound(f"{len(bad)} UIDs are not in the pool, e.g. {sample}")
         return rows
+
+    def split_code(self, split: str) -> int:
+        return self.splits.index(split)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _as_lookup_array(uids: np.ndarray) -> tuple[np.ndarray, Kind]:
+    arr = np.asarray(uids)
+    if arr.ndim == 1 and len(arr) == 0:
+        return np.empty(0, np.str_), "str"
+    return as_uid_array(arr)
+
+
+def _blocks(raw: np.ndarray, kind: Kind, scheme: str, width: int) -> Iterator[tuple[int, Query]]:
+    for start in range(0, len(raw), BLOCK):
+        yield start, query_block(raw[start : start + BLOCK], kind, scheme=scheme, width=width)
+
+
+def _parallel(fn: Callable[[int], None], n: int) -> None:
+    """Run ``fn(start)`` for every block start; numpy releases the GIL, so threads scale."""
+    starts = range(0, n, BLOCK)
+    workers = min(WORKERS, len(starts))
+    if workers <= 1:
+        for start in starts:
+            fn(start)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(fn, starts):
+            pass
+
+
+def _take(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    # take(axis=0) gathers 2-D rows ~3x faster than fancy indexing; 1-D is the other way.
+    return arr.take(idx, axis=0) if arr.ndim > 1 else arr[idx]
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> npt.NDArray[np.bool_]:
+    eq = a == b
+    return eq.all(axis=1) if eq.ndim > 1 else eq
+
+
+def _choose_scheme(arrays: list[tuple[np.ndarray, Kind]]) -> tuple[str, int]:
+    """hex128 when every UID is 128-bit (either form), else text as wide as the longest UID."""
+    blocks = [(a[i : i + BLOCK], k) for a, k in arrays for i in range(0, len(a), BLOCK)]
+    if blocks and all(is_hex128(b, k) for b, k in blocks):
+        return "hex128", 0
+    width = max((text_width(b, k) for b, k in blocks), default=0)
+    return "text", max(2, width + (width & 1))  # even: the hash reads 64-bit words
+
+
+def _gather_checks(
+    arrays: list[tuple[np.ndarray, Kind]],
+    codes: npt.NDArray[np.int8],
+    rows: np.ndarray,
+    scheme: str,
+    width: int,
+) -> np.ndarray:
+    """The check value of every sorted entry, gathered from the split arrays block by block."""
+    if scheme == "text":
+        out: np.ndarray = np.empty((len(codes), width), np.uint32)
+    else:
+        out = np.empty(len(codes), np.uint64)
+    for start in range(0, len(codes), BLOCK):
+        c, r = codes[start : start + BLOCK], rows[start : start + BLOCK]
+        part = out[start : start + BLOCK]
+        for code, (raw, kind) in enumerate(arrays):
+            sel = np.flatnonzero(c == code)
+            if len(sel):
+                part[sel] = check_block(raw[r[sel]], kind, scheme=scheme, width=width)
+    return out
+
+
+def _meta(index_dir: Path) -> dict:
+    try:
+        return dict(json.loads((index_dir / "meta.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _swap_in(tmp: Path, index_dir: Path) -> None:
+    """Replace ``index_dir`` by ``tmp``; a concurrent builder that won the race is kept."""
+    old = None
+    if index_dir.exists():
+        old = Path(tempfile.mkdtemp(dir=index_dir.parent, prefix=".index-old-"))
+        os.replace(index_dir, old / "index")
+    # Another process may have swapped its (equal) index in first: keep that one.
+    with contextlib.suppress(OSError):
+        os.replace(tmp, index_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
