@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 class ValidationReport(Protocol):
     @property
-    def sha256(self) -> str: ...
+    def sha256(self) -> str | None: ...
 
     @property
     def size(self) -> int: ...
@@ -35,11 +35,11 @@ Validator = Callable[..., ValidationReport]
 
 
 def default_validator(
-    path: Path, *, ds: Dataset, fraction: float, task: str | None
+    path: Path, *, ds: Dataset, fraction: float, task: str | None, max_bytes: int
 ) -> ValidationReport:
     from harness.validation import load_and_validate
 
-    report: Any = load_and_validate(path, ds=ds, fraction=fraction, task=task)
+    report: Any = load_and_validate(path, ds=ds, fraction=fraction, task=task, max_bytes=max_bytes)
     return report  # type: ignore[no-any-return]
 
 

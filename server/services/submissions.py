@@ -76,8 +76,14 @@ def create_submission(
         if replay is not None:
             return views.public(replay, team=owner.name, settings=ctx.settings), False
     report = ctx.validator(
-        staged.path, ds=ctx.catalog.dataset(meta.dataset), fraction=meta.fraction, task=meta.task
+        staged.path,
+        ds=ctx.catalog.dataset(meta.dataset),
+        fraction=meta.fraction,
+        task=meta.task,
+        max_bytes=ctx.settings.max_upload_bytes,
     )
+    if not report.sha256:  # a valid report always has one; never queue without identity
+        raise InvalidRequest("the validator returned no subset identity")
     key = dedup_key(
         dataset=meta.dataset,
         fraction=meta.fraction,

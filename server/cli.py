@@ -1,0 +1,162 @@
+"""``tdc-server``: run the server and administer teams and tokens.
+
+    tdc-server migrate                                   # alembic upgrade head
+    tdc-server serve [--host 127.0.0.1] [--port 8000]    # migrates, then uvicorn
+    tdc-server create-team lab
+    tdc-server issue-token lab --scope participant [--expires-days 90]   # prints the token once
+    tdc-server revoke-token tdc_AbCdEf12                  # full token or its 12-char prefix
+
+Configuration comes from ``TDC_*`` environment variables (server.settings.Settings). The
+token is the only thing written to stdout, so ``TOKEN=$(tdc-server issue-token ...)`` works.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from server.settings import Settings
+
+app = typer.Typer(
+    name="tdc-server",
+    help="Task-DataComp leaderboard server: serve, migrate, teams and tokens.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class ScopeOpt(StrEnum):
+    participant = "participant"
+    organizer = "organizer"
+
+
+def _settings() -> Settings:
+    from server.settings import Settings
+
+    return Settings()
+
+
+def _engine() -> Engine:
+    from server.db import make_engine
+
+    return make_engine(_settings().database_url)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (alembic upgrade head)."""
+    from server.db import migrate as run
+
+    engine = _engine()
+    run(engine)
+    typer.echo(
+        f"database at {engine.url.render_as_string(hide_password=True)} is up to date", err=True
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default: TDC_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default: TDC_PORT")] = None,
+    no_migrate: Annotated[bool, typer.Option("--no-migrate", help="skip the upgrade")] = False,
+) -> None:
+    """Serve the API and the web leaderboard with uvicorn."""
+    import uvicorn
+
+    from server.app import create_app
+    from server.db import make_engine
+    from server.db import migrate as run
+
+    settings = _settings()
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    if not no_migrate:
+        run(engine)
+    uvicorn.run(
+        create_app(settings, engine=engine),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command("create-team")
+def create_team(name: str) -> None:
+    """Create a team (names are unique)."""
+    from server.db import session_scope
+    from server.services.auth import create_team as create
+
+    with session_scope(_engine()) as db:
+        team = create(db=db, name=name)
+    typer.echo(f"team {team.name!r} created (id {team.id})", err=True)
+
+
+@app.command("issue-token")
+def issue_token(
+    team: str,
+    scope: Annotated[
+        ScopeOpt, typer.Option(help="participant or organizer")
+    ] = ScopeOpt.participant,
+    expires_days: Annotated[float | None, typer.Option(help="never expires if omitted")] = None,
+    create: Annotated[bool, typer.Option("--create-team", help="create TEAM if missing")] = False,
+    note: Annotated[str | None, typer.Option(help="a label for the token")] = None,
+) -> None:
+    """Issue a token for TEAM and print it once (only its hash is stored)."""
+    from server.db import session_scope
+    from server.services.auth import get_or_create_team, get_team
+    from server.services.auth import issue_token as issue
+
+    with session_scope(_engine()) as db:
+        row = get_or_create_team(db=db, name=team) if create else get_team(db=db, name=team)
+        text, tok = issue(db=db, team=row, scope=scope.value, expires_days=expires_days, note=note)
+    expiry = tok.expires_at.isoformat() if tok.expires_at else "never"
+    typer.echo(f"{scope.value} token for {team!r} (expires {expiry}); shown once:", err=True)
+    typer.echo(text)
+
+
+@app.command("revoke-token")
+def revoke_token(token: str) -> None:
+    """Revoke a token, given in full or by the prefix printed when it was issued."""
+    from server.db import session_scope
+    from server.services.auth import revoke_token as revoke
+
+    with session_scope(_engine()) as db:
+        row = revoke(db=db, token_or_prefix=token)
+    typer.echo(f"token {row.prefix}... revoked", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (tests call ``main([...])``)."""
+    import click
+
+    from submissions.errors import TdcError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, prog_name="tdc-server", standalone_mode=False)
+    except TdcError as err:
+        typer.echo(f"error: {err}", err=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,293 @@
+"""``tdc-submit``: check a subset locally, upload it, follow it to its scores.
+
+    tdc-submit my_subset.npy --dataset demo --fraction 0.1 [--task test1] [--recipe R]
+               [--name "my method"] [--server URL] [--wait]
+    tdc-submit status [ID]          # the latest submission of your team without ID
+    tdc-submit list [--dataset D]
+
+The token comes from ``TDC_TOKEN`` or the token file (see ``submissions.config``). Before
+uploading, the file is checked here under the file contract, against the budget and against
+the pool UIDs (downloaded once, cached under ~/.cache/tdc and revalidated by ETag), so most
+mistakes never leave your machine. Every failure prints one line and exits with its own code:
+
+    ====  ================================================================
+    code  meaning
+    ====  ================================================================
+    0     done (with --wait: scored)
+    2     bad command line
+    3     local pre-check failed (file contract, fraction, task, budget, unknown UIDs)
+    4     server unreachable (no network, refused, timed out)
+    5     not authenticated (no token, unsafe token file, 401)
+    6     forbidden (403)
+    7     file too large (413)
+    8     rejected by the server's validation (422; the problems are listed)
+    9     quota exceeded (429; says when to retry)
+    10    not found (404: unknown dataset or submission)
+    11    any other server error
+    12    --wait: the submission failed or was cancelled
+    ====  ================================================================
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from submissions.client import ApiError, ServerUnreachable, TdcClient
+from submissions.config import TokenError, cache_dir, load_token, server_url
+from submissions.errors import SubsetFileError, TdcError
+from submissions.schemas import DatasetPublic, State, SubmissionDetail, SubmissionPublic
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console
+
+EXIT_PRECHECK, EXIT_NETWORK, EXIT_AUTH, EXIT_FORBIDDEN = 3, 4, 5, 6
+EXIT_TOO_LARGE, EXIT_INVALID, EXIT_QUOTA, EXIT_NOT_FOUND, EXIT_SERVER, EXIT_FAILED = (
+    7, 8, 9, 10, 11, 12,
+)  # fmt: skip
+STATUS_EXIT = {401: EXIT_AUTH, 403: EXIT_FORBIDDEN, 404: EXIT_NOT_FOUND, 413: EXIT_TOO_LARGE,
+               422: EXIT_INVALID, 429: EXIT_QUOTA}  # fmt: skip
+COMMANDS = ("upload", "status", "list")
+
+app = typer.Typer(
+    name="tdc-submit",
+    help="Submit a Task-DataComp subset and follow its evaluation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ServerOpt = Annotated[str | None, typer.Option("--server", help="default: TDC_SERVER")]
+
+
+class Exit(Exception):
+    """Leave with ``code`` after printing ``message`` (one line) on stderr."""
+
+    def __init__(self, code: int, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details or []
+
+
+def _client(server: str | None) -> TdcClient:
+    return TdcClient(server_url(server), load_token(), timeout=120)
+
+
+def _fail(code: int, message: str, details: list[str] | None = None) -> NoReturn:
+    raise Exit(code, message, details)
+
+
+# --- local pre-check ------------------------------------------------------------------------
+
+
+def pool_uids(client: TdcClient, dataset: str) -> np.ndarray:
+    """The pool UIDs, from the cache when the server's ETag still matches."""
+    from urllib.parse import urlsplit
+
+    import numpy as np
+
+    host = urlsplit(client.base_url).netloc.replace(":", "_") or "local"
+    path = cache_dir() / "pool-uids" / host / f"{dataset}.npy"
+    tag_file = path.with_suffix(".etag")
+    old = tag_file.read_text().strip() if tag_file.is_file() and path.is_file() else None
+    new = client.pool_uids(dataset, path, etag=old)
+    if new is not None:
+        tag_file.write_text(new)
+    uids: np.ndarray = np.load(path, allow_pickle=False)
+    return uids
+
+
+def precheck(
+    client: TdcClient, path: Path, *, info: DatasetPublic, fraction: float, task: str | None
+) -> int:
+    """Check ``path`` as the server will; returns the subset size or exits with code 3."""
+    import numpy as np
+
+    from submissions.subset_file import read_subset_file
+
+    budgets = {f.fraction: f.budget for f in info.fractions}
+    match = [f for f in budgets if abs(f - fraction) < 1e-9]
+    if not match:
+        allowed = ", ".join(f"{f:g}" for f in budgets)
+        _fail(
+            EXIT_PRECHECK,
+            f"fraction {fraction:g} is not offered for {info.name}; allowed: {allowed}",
+        )
+    if task is not None and task not in {t.name for t in info.tasks}:
+        names = ", ".join(t.name for t in info.tasks)
+        _fail(EXIT_PRECHECK, f"{info.name} has no task {task!r}; tasks: {names}")
+    max_bytes = client.info().max_upload_bytes
+    try:
+        uids = read_subset_file(path, max_bytes=max_bytes).uids
+    except SubsetFileError as err:
+        _fail(EXIT_PRECHECK, f"{path}: {err} [{err.code}]")
+    unique, counts = np.unique(uids, return_counts=True)
+    if len(unique) != len(uids):
+        dup = ", ".join(map(str, unique[counts > 1][:5]))
+        _fail(EXIT_PRECHECK, f"{len(uids) - len(unique)} duplicate UIDs, e.g. {dup}")
+    budget = budgets[match[0]]
+    if budget is not None and len(uids) > budget:
+        _fail(EXIT_PRECHECK, f"{len(uids)} UIDs exceed the budget of {budget} at {fraction:g}")
+    unknown = unique[~np.isin(unique, pool_uids(client, info.name))]
+    if len(unknown):
+        sample = ", ".join(map(str, unknown[:10]))
+        _fail(EXIT_PRECHECK, f"{len(unknown)} UIDs are not in the {info.name} pool, e.g. {sample}")
+    return len(uids)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+@app.command()
+def upload(
+    file: Annotated[Path, typer.Argument(help="the subset .npy", exists=True, dir_okay=False)],
+    dataset: Annotated[str, typer.Option(help="dataset name, e.g. demo")],
+    fraction: Annotated[float, typer.Option(help="budget fraction, e.g. 0.1")],
+    task: Annotated[str | None, typer.Option(help="score on this task only")] = None,
+    recipe: Annotated[str | None, typer.Option(help="default: the dataset's")] = None,
+    name: Annotated[str | None, typer.Option(help="your method's name")] = None,
+    server: ServerOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow until scored")] = False,
+    check: Annotated[bool, typer.Option(help="run the local pre-check first")] = True,
+    poll: Annotated[float, typer.Option(help="--wait polling interval, s")] = 5.0,
+) -> None:
+    """Check FILE locally, upload it, print its id and web page (and, with --wait, scores)."""
+    with _client(server) as client:
+        if check:
+            size = precheck(
+                client, file, info=client.dataset(dataset), fraction=fraction, task=task
+            )
+            typer.echo(f"pre-check passed: {size} UIDs, all in the pool", err=True)
+        sub = _upload(client, file, dataset=dataset, fraction=fraction, task=task, recipe=recipe,
+                      name=name)  # fmt: skip
+        typer.echo(f"submission {sub.id}: {sub.state.value}  {sub.url or ''}".rstrip())
+        if wait:
+            _follow(client, sub.id, poll)
+
+
+def _upload(client: TdcClient, file: Path, **meta: object) -> SubmissionPublic:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, transient=True, console=_stderr_console()) as bar:
+        job = bar.add_task("upload", total=file.stat().st_size)
+        return client.submit(
+            file,
+            progress=lambda sent, total: bar.update(job, completed=sent),
+            **meta,  # type: ignore[arg-type]
+        )
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _follow(client: TdcClient, submission_id: int, poll: float) -> None:
+    for sub in client.follow(submission_id, poll_s=poll):
+        typer.echo(f"  {sub.updated_at:%H:%M:%S}  {sub.state.value}", err=True)
+    _print_detail(sub)
+    if sub.state != State.scored:
+        _fail(EXIT_FAILED, f"submission {sub.id} {sub.state.value}: {sub.error or 'no details'}")
+
+
+def _print_detail(sub: SubmissionDetail) -> None:
+    typer.echo(f"submission {sub.id} [{sub.state.value}] {sub.dataset} fraction {sub.fraction:g} "
+               f"task {sub.task or 'all'} recipe {sub.recipe} size {sub.size}")  # fmt: skip
+    if sub.error:
+        typer.echo(f"  {sub.error}")
+    for score in sub.scores:
+        metrics = ", ".join(
+            f"{k} {v:.4f} ± {score.std.get(k, 0.0):.4f}" for k, v in sorted(score.mean.items())
+        )
+        typer.echo(f"  {score.task}: {metrics}")
+    if sub.url:
+        typer.echo(f"  {sub.url}")
+
+
+@app.command()
+def status(
+    submission_id: Annotated[int | None, typer.Argument(help="default: your latest")] = None,
+    server: ServerOpt = None,
+) -> None:
+    """Show a submission's state and, when scored, its scores."""
+    with _client(server) as client:
+        if submission_id is None:
+            latest = client.list(limit=1)
+            if not latest:
+                _fail(EXIT_NOT_FOUND, "your team has no submissions yet")
+            submission_id = latest[0].id
+        _print_detail(client.get(submission_id))
+
+
+@app.command("list")
+def list_(
+    dataset: Annotated[str | None, typer.Option(help="only this dataset")] = None,
+    state: Annotated[State | None, typer.Option(help="only this state")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    server: ServerOpt = None,
+) -> None:
+    """List your team's submissions, newest first."""
+    with _client(server) as client:
+        for s in client.list(dataset=dataset, state=state, limit=limit):
+            when = f"{s.created_at:%Y-%m-%d %H:%M}"
+            typer.echo(f"{s.id:>7}  {s.state.value:<12} {s.dataset} {s.fraction:g} "
+                       f"{s.task or 'all':<8} {s.name or '':<20} {when}")  # fmt: skip
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def _api_exit(err: ApiError) -> Exit:
+    code = STATUS_EXIT.get(err.status, EXIT_SERVER)
+    details = [f"  - {p.get('code', '?')}: {p.get('message', '')}" for p in err.problems()]
+    messages = {
+        401: f"not authenticated: {err} (check TDC_TOKEN or the token file)",
+        403: f"forbidden: {err}",
+        413: f"file too large for the server: {err}",
+        422: f"the server rejected the submission ({len(details)} problem(s)):",
+        429: f"{err}" + (f" (retry after {int(err.retry_after)} s)" if err.retry_after else ""),
+        404: f"not found: {err}",
+    }
+    return Exit(code, messages.get(err.status, f"server error {err.status}: {err}"),
+                details if err.status == 422 else [])  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (tests call ``main([...])``)."""
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] not in (*COMMANDS, "--help", "-h"):
+        args.insert(0, "upload")  # `tdc-submit FILE ...` is the upload command
+    try:
+        app(args=args, prog_name="tdc-submit", standalone_mode=False)
+        return 0
+    except Exit as ex:
+        failure = ex
+    except ApiError as err:
+        failure = _api_exit(err)
+    except ServerUnreachable as err:
+        failure = Exit(EXIT_NETWORK, f"server unreachable: {err}")
+    except TokenError as err:
+        failure = Exit(EXIT_AUTH, f"not authenticated: {err}")
+    except TdcError as err:
+        failure = Exit(EXIT_PRECHECK, str(err))
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Abort:
+        return 130
+    typer.echo(f"error: {failure.message}", err=True)
+    for line in failure.details:
+        typer.echo(line, err=True)
+    return failure.code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
