@@ -25,7 +25,10 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on ``app`` when imported (one line per command group).
-COMMAND_MODULES = ("harness.cli.datasets",)
+COMMAND_MODULES = (
+    "harness.cli.datasets",
+    "harness.cli.validate",
+)
 
 
 def _load_commands() -> None:
@@ -38,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _load_commands()
     try:
-        app(args=argv, prog_name="tdc-harness", standalone_mode=False)
-    except SystemExit as exc:  # typer.Exit inside commands
+        # Without standalone mode, click *returns* a typer.Exit's code instead of raising.
+        rc = app(args=argv, prog_name="tdc-harness", standalone_mode=False)
+    except SystemExit as exc:
         return int(exc.code or 0)
     except Exception as exc:
         return _handle(exc)
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 def _handle(exc: Exception) -> int:
