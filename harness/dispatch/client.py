@@ -43,6 +43,11 @@ class Client(Protocol):
     ) -> list[SubmissionPublic]: ...  # fmt: skip
 
 
+def lease_lost(err: Exception) -> bool:
+    """True when the server says the lease is gone (409) or the submission is (404)."""
+    return getattr(err, "status", None) in (404, 409)
+
+
 def lease_refused(err: Exception) -> bool:
     """True when the server answered "no" (the lease is gone), not when it could not answer."""
     return not isinstance(err, ServerUnreachable)

@@ -49,6 +49,7 @@ class ExecutorSpec(BaseModel):
     array_parallelism: int = Field(16, gt=0)
     items_per_task: int = Field(1, gt=0, description="work items run in sequence in one task")
     extra_sbatch: dict[str, SbatchValue] = Field(default_factory=dict)
+    setup: tuple[str, ...] = Field((), description="shell lines run before the job (SLURM)")
     log_dir: Path = Path("dispatch/logs")
     python: str | None = Field(None, description="interpreter of the jobs; default: this one")
 
@@ -125,6 +126,7 @@ def make_executor(spec: ExecutorSpec, *, name: str = "tdc-eval") -> submitit.Aut
             "mem_gb": spec.mem_gb,
             "slurm_array_parallelism": spec.array_parallelism,
             "slurm_additional_parameters": dict(spec.extra_sbatch),
+            "slurm_setup": list(spec.setup),
         }
         if spec.partition:
             params["slurm_partition"] = spec.partition

@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.dispatch import plan
-from harness.dispatch.client import Client, lease_refused
+from harness.dispatch.client import Client, lease_lost, lease_refused
 from harness.dispatch.executors import ExecutorSpec, launch
 from harness.dispatch.reconcile import JobRef, JobState, Reconciler, squeue_states
 from harness.dispatch.task import Outcome, WorkItem, read_outcome, run_work_items
@@ -326,8 +326,15 @@ class Worker:
         try:
             _retrying(functools.partial(self.client.post_result, sub.id, sub.lease_token, result))
         except TdcError as err:
-            log.warning("submission %d: result not accepted: %s", sub.id, err)
-            self.report.leases_lost += 1
+            if lease_lost(err):
+                log.warning("submission %d: result not accepted: %s", sub.id, err)
+                self.report.leases_lost += 1
+                return
+            # The server refused the result itself (it does not match the submission): our
+            # bug, never the participant's. Say so now rather than let the lease run out.
+            log.error("submission %d: result refused: %s", sub.id, err)
+            entry = Entry(item=self._item(sub), subs=[sub])
+            self._fail_all(entry, "infra", f"the server refused the result: {err}", None)
             return
         self.report.scored += 1
         log.info("submission %d scored (job %s)", sub.id, outcome.job_id)
