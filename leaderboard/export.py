@@ -2,6 +2,7 @@
 
     public = board_public(board, budget=430)      # BoardPublic; .model_dump_json()
     text = board_csv(board, budget=430)           # one line per entry, per-task columns
+    text = boards_csv([(board_5, 215), (board_10, 430)])   # several boards, one table
 
 Both carry exactly what the HTML shows: rank (empty for references and incomplete entries),
 the entry's kind, the score ± std, per-task mean ± std, missing tasks, subset size vs budget,
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -112,10 +113,23 @@ def board_public(board: Board, *, budget: int | None = None) -> BoardPublic:
     )
 
 
+class LeaderboardPublic(_Out):
+    """The boards of one dataset that a request selected (one per fraction by default)."""
+
+    dataset: str
+    generated_at: datetime
+    boards: list[BoardPublic]
+
+
 def csv_header(board: Board) -> list[str]:
     r = board.rule
     per_task = [col for t in board.tasks for col in (t, f"{t}_std")]
     return [
+        "dataset",
+        "fraction",
+        "recipe",
+        "recipe_version",
+        "board",
         "rank",
         "label",
         "team",
@@ -134,12 +148,15 @@ def csv_header(board: Board) -> list[str]:
 
 
 def csv_rows(board: Board, *, budget: int | None = None) -> Iterable[list[object]]:
+    k = board.key
+    ident: list[object] = [k.dataset, k.fraction, k.recipe, k.recipe_version, k.task or "all"]
     for e in board.entries:
         cells: list[object] = []
         for t in board.tasks:
             c = e.cells.get(t)
             cells += [c.mean, c.std] if c else ["", ""]
         yield [
+            *ident,
             _opt(e.rank),
             _safe(e.label),
             _safe(e.team),
@@ -158,10 +175,17 @@ def csv_rows(board: Board, *, budget: int | None = None) -> Iterable[list[object
 
 
 def board_csv(board: Board, *, budget: int | None = None) -> str:
+    return boards_csv([(board, budget)])
+
+
+def boards_csv(boards: Sequence[tuple[Board, int | None]]) -> str:
+    """Boards with the same tasks (e.g. every fraction of one dataset) as one CSV table."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(csv_header(board))
-    w.writerows(csv_rows(board, budget=budget))
+    if boards:
+        w.writerow(csv_header(boards[0][0]))
+    for board, budget in boards:
+        w.writerows(csv_rows(board, budget=budget))
     return buf.getvalue()
 
 

@@ -170,7 +170,15 @@ def fmt_pm(mean: float | None, std: float | None) -> Markup:
         return Markup("–")
     if not std:
         return Markup("{}").format(fmt_num(mean))
-    return Markup('{}<span class="pm"> ± {}</span>').format(fmt_num(mean), fmt_num(std))
+    return Markup('{}<span class="pm"> ± {}</span>').format(fmt_num(mean), fmt_std(std))
+
+
+def fmt_std(std: float) -> str:
+    """A std next to a 3-decimal mean: 3 decimals too, unless it would read as zero."""
+    a = abs(std)
+    if a >= 100:
+        return f"{std:.1f}"
+    return f"{std:.3f}" if a >= 0.0005 else f"{std:.1e}"
 
 
 def fmt_fraction(f: float) -> str:

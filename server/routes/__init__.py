@@ -8,4 +8,6 @@ ROUTE_MODULES: tuple[str, ...] = (
     "server.routes.datasets",
     "server.routes.submissions",
     "server.routes.organizer",
+    "server.routes.leaderboard",
+    "server.routes.pages",
 )

@@ -50,6 +50,10 @@ class Page:
         return [r for t in self.tables for r in t.body if cls in r.attrs.get("class", "").split()]
 
 
+# Tags that start a new line on screen: their text never runs into the text before them.
+_BLOCKS = frozenset({"div", "p", "li", "br", "ul", "ol", "dt", "dd", "section", "h1", "h2", "pre"})
+
+
 class _Parser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -63,6 +67,8 @@ class _Parser(HTMLParser):
     def handle_starttag(self, tag: str, attrs_list: list[tuple[str, str | None]]) -> None:
         attrs = {k: v or "" for k, v in attrs_list}
         self.page.tags.append((tag, attrs))
+        if tag in _BLOCKS:
+            self.handle_data(" ")
         for k in ("href", "src", "action"):
             if k in attrs:
                 self.page.urls.append(attrs[k])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from lb_samples import make_boards, make_info, make_rows
 
 from leaderboard.plots import fraction_series
 from leaderboard.views import BoardPage
+from tests.leaderboard.lb_samples import make_boards, make_info, make_rows
 
 
 @pytest.fixture()

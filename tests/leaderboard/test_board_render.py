@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from infra.html_probe import external, parse
-
 from leaderboard.render import (
     ServerLinks,
     StaticLinks,
@@ -26,6 +24,7 @@ from leaderboard.views import (
     TaskScores,
     TeamView,
 )
+from tests.infra.html_probe import external, parse
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from lb_samples import make_boards, make_rows
-
 from leaderboard.export import BoardPublic, board_csv, board_public
+from tests.leaderboard.lb_samples import make_boards, make_rows
 
 
 def test_csv_matches_board() -> None:

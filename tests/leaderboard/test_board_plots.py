@@ -7,7 +7,6 @@ import math
 import xml.etree.ElementTree as ET
 
 import pytest
-from lb_samples import make_boards, make_rows
 
 from leaderboard.plots import (
     Bar,
@@ -19,6 +18,7 @@ from leaderboard.plots import (
     line_chart,
     nice_ticks,
 )
+from tests.leaderboard.lb_samples import make_boards, make_rows
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 

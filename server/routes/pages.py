@@ -1,0 +1,126 @@
+"""HTML pages: home, dataset and task boards, submission, team; and the static files.
+
+GET /                                   every dataset: task type, pool size, entries, leaders
+GET /datasets/{name}?fraction=&recipe=&version=&task=&all=1     a board
+GET /submissions/{id}                   state timeline, scores per task and seed, manifest
+GET /teams/{name}                       a team's standings and submissions
+GET /static/...                         style.css, sort.js (leaderboard/static)
+
+Pages are public; an organizer token (``Authorization: Bearer``) adds hidden tests and hidden
+submissions. Unknown names answer an HTML 404 page. The same ``PageService`` feeds the JSON/CSV
+API (server.routes.leaderboard), so what a page shows and what an export holds agree.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+
+from leaderboard import render
+from leaderboard.render import STATIC_DIR, ServerLinks
+from server.errors import NotFound
+from server.routes.deps import CtxDep, SessionDep
+from server.services.auth import authenticate
+from server.services.pages import PageService
+from submissions.errors import UnknownName
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+_bearer = HTTPBearer(auto_error=False)
+LINKS = ServerLinks()
+
+
+def install(app: FastAPI) -> None:
+    ensure_pages(app)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def ensure_pages(app: FastAPI) -> PageService:
+    """The app's one PageService (and board cache), made on first use."""
+    if getattr(app.state, "pages", None) is None:
+        app.state.pages = PageService(app.state.ctx)
+    pages: PageService = app.state.pages
+    return pages
+
+
+def get_pages(request: Request) -> PageService:
+    return ensure_pages(request.app)
+
+
+def is_organizer(
+    db: SessionDep,
+    ctx: CtxDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> bool:
+    """Anonymous viewers are the public; a bad token is still a 401."""
+    if creds is None:
+        return False
+    return authenticate(
+        db=db, token=creds.credentials, touch_s=ctx.settings.token_touch_s
+    ).is_organizer
+
+
+PagesDep = Annotated[PageService, Depends(get_pages)]
+OrganizerFlag = Annotated[bool, Depends(is_organizer)]
+
+
+def _not_found(err: Exception) -> HTMLResponse:
+    return HTMLResponse(render.render_not_found(message=str(err), links=LINKS), status_code=404)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(db: SessionDep, pages: PagesDep, organizer: OrganizerFlag) -> HTMLResponse:
+    infos = pages.home(db=db, organizer=organizer)
+    return HTMLResponse(render.render_home(datasets=infos, links=LINKS))
+
+
+@router.get("/datasets/{name}", response_class=HTMLResponse)
+def board(
+    name: str,
+    db: SessionDep,
+    pages: PagesDep,
+    organizer: OrganizerFlag,
+    fraction: float | None = None,
+    recipe: str | None = None,
+    version: str | None = None,
+    task: str | None = None,
+    all_entries: Annotated[bool, Query(alias="all")] = False,
+) -> HTMLResponse:
+    try:
+        page = pages.board_page(
+            db=db,
+            dataset=name,
+            fraction=fraction,
+            recipe=recipe,
+            version=version,
+            task=task,
+            all_entries=all_entries,
+            organizer=organizer,
+        )
+    except (NotFound, UnknownName) as err:
+        return _not_found(err)
+    return HTMLResponse(render.render_board(page=page, links=LINKS))
+
+
+@router.get("/submissions/{submission_id}", response_class=HTMLResponse)
+def submission(
+    submission_id: int, db: SessionDep, pages: PagesDep, organizer: OrganizerFlag
+) -> HTMLResponse:
+    try:
+        view = pages.submission(db=db, submission_id=submission_id, organizer=organizer)
+    except NotFound as err:
+        return _not_found(err)
+    return HTMLResponse(render.render_submission(sub=view, links=LINKS))
+
+
+@router.get("/teams/{name}", response_class=HTMLResponse)
+def team(name: str, db: SessionDep, pages: PagesDep, organizer: OrganizerFlag) -> HTMLResponse:
+    try:
+        view = pages.team(db=db, name=name, organizer=organizer)
+    except NotFound as err:
+        return _not_found(err)
+    return HTMLResponse(render.render_team(team=view, links=LINKS))
