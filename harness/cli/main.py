@@ -27,6 +27,8 @@ app = typer.Typer(
 # Each module registers its commands on ``app`` when imported (one line per command group).
 COMMAND_MODULES = (
     "harness.cli.datasets",
+    "harness.cli.demo",
+    "harness.cli.baseline",
     "harness.cli.evaluate_pending",
     "harness.cli.validate",
 )

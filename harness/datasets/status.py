@@ -1,0 +1,106 @@
+"""What is prepared on this machine: a dataset's status and summary, from manifests only.
+
+    status = dataset_status(spec=specs.dataset("demo"), settings=settings)
+    status.prepared, status.pool_size, status.embedded
+    [(f.fraction, f.budget) for f in status.fractions]      # budgets in samples
+    status.model_dump_json()                                 # `tdc-harness datasets show --json`
+
+Reads ``manifest.json`` and ``embeddings/manifest.json`` only (no split tables), so listing
+every dataset stays instant however large they are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.datasets.dataset import DatasetDir
+from harness.settings import HarnessSettings
+from harness.specs import DatasetSpec
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskStatus(_Model):
+    name: str
+    description: str
+    query: str
+    test: str
+    hidden: bool
+    query_size: int | None
+    test_size: int | None
+
+
+class FractionBudget(_Model):
+    fraction: float
+    budget: int | None  # None while the pool size is unknown (not prepared)
+
+
+class DatasetStatus(_Model):
+    name: str
+    task_type: str
+    description: str
+    path: str
+    prepared: bool
+    pool: str
+    pool_size: int | None
+    embedded: bool
+    embedder: str | None
+    default_recipe: str
+    primary_metric: str
+    tasks: tuple[TaskStatus, ...]
+    fractions: tuple[FractionBudget, ...]
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def dataset_status(*, spec: DatasetSpec, settings: HarnessSettings) -> DatasetStatus:
+    """The spec plus what is on disk under the data root."""
+    ddir = DatasetDir(Path(settings.data_root) / spec.path)
+    manifest = _read(ddir.manifest_path) or {}
+    rows = {k: int(v["rows"]) for k, v in manifest.get("splits", {}).items()}
+    emb = _read(ddir.embeddings_manifest_path)
+    embedded = emb is not None and emb.get("status", "complete") == "complete"
+    pool_size = rows.get(spec.pool)
+    return DatasetStatus(
+        name=spec.name,
+        task_type=spec.task_type,
+        description=spec.description,
+        path=spec.path,
+        prepared=ddir.is_prepared(),
+        pool=spec.pool,
+        pool_size=pool_size,
+        embedded=embedded,
+        embedder=str(emb.get("embedder")) if embedded and emb else None,
+        default_recipe=spec.default_recipe,
+        primary_metric=spec.primary_metric,
+        tasks=tuple(
+            TaskStatus(
+                name=t.name,
+                description=t.description,
+                query=t.query,
+                test=t.test,
+                hidden=t.hidden,
+                query_size=rows.get(t.query),
+                test_size=rows.get(t.test),
+            )
+            for t in spec.tasks
+        ),
+        fractions=tuple(
+            FractionBudget(
+                fraction=f,
+                budget=None if pool_size is None else spec.budget(f, pool_size=pool_size),
+            )
+            for f in spec.fractions
+        ),
+    )
