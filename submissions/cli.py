@@ -241,6 +241,12 @@ def list_(
 # --- entry point ----------------------------------------------------------------------------
 
 
+def _quota_message(err: ApiError) -> str:
+    if err.retry_after and "retry" not in str(err):
+        return f"{err} (retry after {int(err.retry_after)} s)"
+    return str(err)
+
+
 def _api_exit(err: ApiError) -> Exit:
     code = STATUS_EXIT.get(err.status, EXIT_SERVER)
     details = [f"  - {p.get('code', '?')}: {p.get('message', '')}" for p in err.problems()]
@@ -249,7 +255,7 @@ def _api_exit(err: ApiError) -> Exit:
         403: f"forbidden: {err}",
         413: f"file too large for the server: {err}",
         422: f"the server rejected the submission ({len(details)} problem(s)):",
-        429: f"{err}" + (f" (retry after {int(err.retry_after)} s)" if err.retry_after else ""),
+        429: _quota_message(err),
         404: f"not found: {err}",
     }
     return Exit(code, messages.get(err.status, f"server error {err.status}: {err}"),

@@ -10,26 +10,24 @@ PostgreSQL: in CI (CI=true) a missing server fails the run; elsewhere those test
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from harness.datasets import Dataset
-from harness.settings import default_configs_dir
 from server.app import create_app
 from server.db import create_schema, make_engine, migrate
 from server.services.auth import create_team, issue_token
 from server.settings import Settings
 from tests.infra.postgres import PostgresCluster, PostgresUnavailable
+from tests.server.helpers import write_configs
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -48,11 +46,7 @@ def unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def server_configs(tiny_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A configs dir whose datasets.yaml holds the tiny spec; recipes from the repository."""
-    out = tmp_path_factory.mktemp("configs")
-    spec = tiny_dataset.spec.model_dump(mode="json", exclude={"name"})
-    (out / "datasets.yaml").write_text(yaml.safe_dump({"datasets": {"tiny": spec}}))
-    shutil.copy(default_configs_dir() / "recipes.yaml", out / "recipes.yaml")
-    return out
+    return write_configs(tiny_dataset, tmp_path_factory.mktemp("configs"))
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import Engine
@@ -12,6 +14,10 @@ from sqlmodel import Session, select
 from server.models import Submission, Team
 from server.services import transitions
 from submissions.schemas import EvalResult, Manifest, SeedResult, TaskResult
+
+if TYPE_CHECKING:
+    from harness.datasets import Dataset
+    from server.live import LiveServer
 
 
 def insert_submission(
@@ -96,3 +102,65 @@ def write_subset(path: Path, uids: np.ndarray) -> Path:
     from submissions.subset_file import write_subset_file
 
     return write_subset_file(path, np.asarray(uids, dtype=str))
+
+
+def write_configs(ds: Dataset, out: Path) -> Path:
+    """A configs dir whose datasets.yaml holds ``ds``'s spec; recipes from the repository."""
+    import shutil
+
+    import yaml
+
+    from harness.settings import default_configs_dir
+
+    out.mkdir(parents=True, exist_ok=True)
+    spec = ds.spec.model_dump(mode="json", exclude={"name"})
+    (out / "datasets.yaml").write_text(yaml.safe_dump({"datasets": {ds.spec.name: spec}}))
+    shutil.copy(default_configs_dir() / "recipes.yaml", out / "recipes.yaml")
+    return out
+
+
+@dataclass
+class Live:
+    server: LiveServer
+    tokens: dict[str, str]
+    storage: Path
+    database_url: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def start_live(
+    root: Path,
+    ds: Dataset,
+    *,
+    teams: dict[str, str],
+    database_url: str | None = None,
+    **env: str,
+) -> Live:
+    """Migrate a database, create ``teams`` ({name: scope}) with tokens, start a real server."""
+    from server.db import make_engine, migrate
+    from server.live import LiveServer
+    from server.services.auth import create_team, issue_token
+
+    url = database_url or f"sqlite:///{root / 'tdc.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    tokens = {}
+    with Session(engine) as db:
+        for name, scope in teams.items():
+            team = create_team(db=db, name=name)
+            tokens[name], _ = issue_token(db=db, team=team, scope=scope)  # type: ignore[arg-type]
+    engine.dispose()
+    storage = root / "storage"
+    base = {
+        "TDC_DATABASE_URL": url,
+        "TDC_STORAGE_DIR": str(storage),
+        "TDC_DATA_ROOT": str(ds.dir.root.parent),
+        "TDC_CONFIGS_DIR": str(write_configs(ds, root / "configs")),
+        "TDC_RUNS_DIR": str(root / "runs"),
+        "TDC_RETRY_BACKOFF_S": "0",
+    }
+    server = LiveServer.start(env={**base, **env}, log_path=root / "server.log")
+    return Live(server=server, tokens=tokens, storage=storage, database_url=url)
