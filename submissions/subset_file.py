@@ -125,13 +125,20 @@ class SubsetFile:
             yield start, self.raw[start : start + rows]
 
 
-def as_uid_array(uids: Sequence[str] | Sequence[int] | np.ndarray) -> tuple[np.ndarray, Kind]:
-    """A 1-D array of UIDs (object arrays, e.g. from pandas, become str) and its kind."""
+def as_uid_array(
+    uids: Sequence[str] | Sequence[int] | np.ndarray, *, strict: bool = True
+) -> tuple[np.ndarray, Kind]:
+    """A 1-D array of UIDs (object arrays, e.g. from pandas, become str) and its kind.
+
+    ``strict=False`` (lookups) lets empty or odd text through, as UIDs that match nothing;
+    byte strings must still be ASCII so they can be decoded.
+    """
     arr = np.asarray(uids)
     if arr.dtype.kind == "O":
         arr = np.asarray([str(u) for u in arr.ravel()], dtype=np.str_).reshape(arr.shape)
     kind = _kind(arr.dtype, arr.shape)
-    _SCANS.get(kind, _no_scan)(arr)
+    if strict or kind == "bytes":
+        _SCANS.get(kind, _no_scan)(arr)
     return arr, kind
 
 

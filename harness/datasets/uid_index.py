@@ -91,7 +91,7 @@ class UidIndex:
     @classmethod
     def build(cls, split_uids: Mapping[str, np.ndarray]) -> UidIndex:
         """An in-memory index of ``{split: UIDs in row order}`` (the pool first)."""
-        arrays = {s: as_uid_array(u) for s, u in split_uids.items()}
+        arrays = {s: _as_lookup_array(u) for s, u in split_uids.items()}
         if len(arrays) > 127:
             raise ConfigError("a dataset may have at most 127 splits")
         scheme, width = _choose_scheme(list(arrays.values()))
@@ -278,7 +278,7 @@ def _as_lookup_array(uids: np.ndarray) -> tuple[np.ndarray, Kind]:
     arr = np.asarray(uids)
     if arr.ndim == 1 and len(arr) == 0:
         return np.empty(0, np.str_), "str"
-    return as_uid_array(arr)
+    return as_uid_array(arr, strict=False)
 
 
 def _blocks(raw: np.ndarray, kind: Kind, scheme: str, width: int) -> Iterator[tuple[int, Query]]:
