@@ -72,13 +72,16 @@ def run_demo(*, settings: HarnessSettings, steps: list[tuple[str, Step]] | None 
 
 @app.command("demo")
 def demo_command() -> None:
-    """Prepare and embed the demo benchmark (skipping what is done), then print its summary."""
+    """Prepare and embed the demo benchmark (skipping what is done), then print its summary;
+    then start the server, submit and evaluate the baselines, and serve the leaderboard."""
     from harness.cli.datasets import render_status
+    from harness.cli.demo_loop import LOOP_STEPS, serve_until_interrupted
     from harness.datasets.status import dataset_status
 
     settings = common.settings()
-    run = run_demo(settings=settings)
+    run = run_demo(settings=settings, steps=[*STEPS, *LOOP_STEPS])
     spec = common.specs(settings).dataset(DEMO)
     typer.echo(render_status(dataset_status(spec=spec, settings=settings)))
     typer.echo("steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.timings.items()))
     typer.echo(f"next: tdc-harness datasets show {DEMO}; tdc-harness baseline --list")
+    serve_until_interrupted(run)

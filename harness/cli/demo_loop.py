@@ -1,0 +1,222 @@
+"""The rest of ``tdc-harness demo``: server, baseline submissions, evaluation, leaderboard.
+
+    run = run_demo(settings=settings, steps=STEPS + LOOP_STEPS)   # harness.cli.demo
+    run.notes["server"].url                                         # http://127.0.0.1:8000
+    serve_until_interrupted(run)                                    # prints URL + tdc-submit
+
+Steps (each skips or reuses what a previous run left):
+
+- ``server``: a SQLite database and file store under ``<runs>/demo-server``; migrations; an
+  organizer token and a participant token for team ``demo-team``; ``tdc-server serve`` on
+  127.0.0.1:8000 (``TDC_PORT`` to change), stopped by its PID when the demo ends.
+- ``baselines``: a few selection baselines x fractions (x tasks for task-aware methods)
+  submitted by the organizer as team ``baselines`` (idempotent: a rerun adds nothing).
+- ``evaluate``: ``evaluate-pending`` with the ``local`` executor until the queue is drained.
+
+The server is driven through its CLI in a subprocess (the harness never imports ``server``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from submissions.errors import ConfigError
+
+if TYPE_CHECKING:
+    from harness.cli.demo import DemoRun, Step
+    from harness.dispatch.worker import Worker
+    from submissions.client import TdcClient
+
+log = logging.getLogger(__name__)
+
+BASELINES = (  # (method, needs a task)
+    ("random_filter", False),
+    ("clip_score", False),
+    ("image_alignment", True),
+    ("match_label", True),
+)
+FRACTIONS = (0.05, 0.1)
+TASKS = ("test1", "test2", "test3")
+BASELINE_TEAM = "baselines"
+SAMPLE_TEAM = "demo-team"
+
+
+@dataclass
+class DemoServer:
+    url: str
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log_path: Path
+    organizer_token: str
+    participant_token: str
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def _server_cli(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RuntimeError(f"tdc-server {' '.join(args[:1])} failed: {out.stderr.strip()}")
+    return out.stdout.strip()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def server_step(run: DemoRun) -> None:
+    """Start the server on SQLite with fresh tokens (the database itself is kept)."""
+    import httpx
+
+    s = run.settings
+    home = (Path(s.runs_dir) / "demo-server").absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    port = int(os.environ.get("TDC_PORT", "8000"))
+    if not _port_free(port):
+        raise ConfigError(f"port {port} on 127.0.0.1 is in use (another demo?); set TDC_PORT")
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ | {
+        "TDC_DATABASE_URL": f"sqlite:///{home / 'tdc.db'}",
+        "TDC_STORAGE_DIR": str(home / "storage"),
+        "TDC_DATA_ROOT": str(Path(s.data_root).absolute()),
+        "TDC_CONFIGS_DIR": str(Path(s.configs_dir).absolute()),
+        "TDC_RUNS_DIR": str(Path(s.runs_dir).absolute()),
+        "TDC_HOST": "127.0.0.1",
+        "TDC_PORT": str(port),
+        "TDC_BASE_URL": url,
+    }
+    _server_cli(env, "migrate")
+    organizer = _server_cli(env, "issue-token", "organizers", "--scope", "organizer",
+                            "--create-team", "--note", "demo")  # fmt: skip
+    participant = _server_cli(env, "issue-token", SAMPLE_TEAM, "--create-team", "--note", "demo")
+    log_path = home / "server.log"
+    with log_path.open("ab") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--no-migrate"],
+                                env=env, stdout=fh, stderr=subprocess.STDOUT)  # fmt: skip
+    server = DemoServer(url, proc, env, log_path, organizer, participant)
+    run.notes["server"] = server
+    atexit.register(server.stop)  # a later step that fails must not leave it running
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited; see {log_path}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/api/info", timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"the server did not answer within 60 s; see {log_path}")
+
+
+def baselines_step(run: DemoRun) -> None:
+    """Select and submit the baseline subsets as team ``baselines``."""
+    from harness.selection.api import select, write_selection
+    from submissions.client import TdcClient
+
+    server: DemoServer = run.notes["server"]
+    if run.dataset is None:
+        raise RuntimeError("baselines_step needs prepare_step first")
+    out_dir = Path(run.settings.runs_dir) / "demo-server" / "baselines"
+    submitted = 0
+    with TdcClient(server.url, server.organizer_token) as client:
+        for method, per_task in BASELINES:
+            for fraction in FRACTIONS:
+                for task in TASKS if per_task else (None,):
+                    sel = select(ds=run.dataset, method=method, fraction=fraction, task=task,
+                                 seed=0)  # fmt: skip
+                    path = out_dir / f"{method}-{fraction:g}-{task or 'all'}.npy"
+                    write_selection(sel, path)
+                    client.submit(path, dataset=run.dataset.spec.name, fraction=fraction,
+                                  task=task, name=method, kind="baseline",
+                                  team=BASELINE_TEAM)  # fmt: skip
+                    submitted += 1
+    run.notes["baselines"] = submitted
+
+
+def _worker(
+    run: DemoRun, client: TdcClient, *, watch: bool, stop: threading.Event | None = None
+) -> Worker:
+    from harness.dispatch.executors import executor_spec
+    from harness.dispatch.worker import Worker, WorkerOptions
+
+    s = run.settings
+    spec = executor_spec("local", configs_dir=s.configs_dir)
+    options = WorkerOptions(executor=spec, runs_dir=s.runs_dir, data_root=s.data_root,
+                            configs_dir=s.configs_dir, poll_s=0.5, idle_s=2.0,
+                            watch=watch)  # fmt: skip
+    return Worker(client=client, options=options, stop=stop)
+
+
+def evaluate_step(run: DemoRun) -> None:
+    """evaluate-pending with the local executor, until nothing is queued."""
+    from submissions.client import TdcClient
+
+    server: DemoServer = run.notes["server"]
+    with TdcClient(server.url, server.organizer_token) as client:
+        run.notes["evaluated"] = _worker(run, client, watch=False).run()
+
+
+LOOP_STEPS: list[tuple[str, Step]] = [
+    ("server", server_step),
+    ("baselines", baselines_step),
+    ("evaluate", evaluate_step),
+]
+
+
+def serve_until_interrupted(run: DemoRun) -> None:
+    """Print where the leaderboard is and what to try next; serve (and keep evaluating new
+    submissions with the local executor) until Ctrl-C."""
+    from submissions.client import TdcClient
+
+    server: DemoServer = run.notes["server"]
+    report = run.notes.get("evaluated")
+    if report is not None:
+        typer.echo(f"baselines: {run.notes.get('baselines', 0)} submitted, {report.scored} "
+                   f"scored, {report.failed_user + report.failed_infra} failed")  # fmt: skip
+    typer.echo(f"\nleaderboard: {server.url}/   (Ctrl-C to stop)")
+    typer.echo("submit your own subset (it is evaluated here within seconds), e.g.:")
+    typer.echo("  tdc-harness baseline image_alignment -d demo -f 0.1 -t test1 -o my_subset.npy")
+    typer.echo(f"  TDC_TOKEN={server.participant_token} tdc-submit my_subset.npy --dataset demo "
+               f"--fraction 0.1 --task test1 --server {server.url} --wait")  # fmt: skip
+    stop = threading.Event()
+    with TdcClient(server.url, server.organizer_token) as client:
+        worker = threading.Thread(target=_worker(run, client, watch=True, stop=stop).run,
+                                  daemon=True)  # fmt: skip
+        worker.start()
+        try:
+            server.proc.wait()
+        except KeyboardInterrupt:
+            typer.echo("stopping the server")
+        finally:
+            stop.set()
+            worker.join(timeout=60)
+            server.stop()
