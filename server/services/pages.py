@@ -142,6 +142,7 @@ class PageService:
         now = now or utcnow()
         spec = self.ctx.catalog.spec(dataset)
         recipe = recipe or spec.default_recipe
+        self.ctx.catalog.specs.recipe(recipe)  # UnknownName with suggestions for a typo
         version = version or self.recipe_version(recipe)
         visible = self.visible(spec, organizer=organizer, now=now)
         if task is not None and task not in visible:

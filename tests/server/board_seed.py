@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from server.context import ServerContext
 from server.models import Submission, Team
 from server.services import worker
-from server.services.auth import create_team
+from server.services.auth import create_team, issue_token
 from submissions.schemas import (
     ClaimRequest,
     EvalResult,
@@ -31,6 +34,7 @@ from submissions.schemas import (
     SeedResult,
     TaskResult,
 )
+from tests.infra.html_probe import Page, external, parse
 from tests.server.helpers import insert_submission
 
 _tags = itertools.count()
@@ -181,3 +185,106 @@ def moderate(engine: Engine, ctx: ServerContext, sid: int, action: str) -> None:
             reason="test",
             actor=ACTOR,  # type: ignore[arg-type]
         )
+
+
+# --- reading pages ---------------------------------------------------------------------------
+
+
+def get_page(client: Any, url: str, **kw: object) -> Page:
+    r = client.get(url, **kw)  # type: ignore[arg-type]
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    page = parse(r.text)
+    assert external(page.urls) == [], "pages load nothing from outside the host"
+    return page
+
+
+def board_rows(page: Page) -> list[tuple[str, str, str]]:
+    """(rank, team or method, score mean) per row."""
+    t = page.tables[0]
+    first = [c.split(" ")[0] for c in t.column("Team / method")]
+    means = [c.split(" ")[0] for c in t.column("accuracy")]
+    return list(zip(t.column("Rank"), first, means, strict=True))
+
+
+# --- the standard world of the page / API / browser tests -----------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    """Submission ids by role, plus (for shared worlds) the app, engine, client and tokens."""
+
+    ids: dict[str, int]
+    app: Any = None
+    engine: Any = None
+    client: Any = None
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def build_world(engine: Engine, ctx: ServerContext) -> World:
+    """Board of the tiny dataset (test1 public, test2 hidden), see tests/server/test_pages.py."""
+    plans = {
+        "alpha_all": Planned("alpha", {"test1": 0.80, "test2": 0.60}, spread=0.01),
+        "alpha_t1": Planned("alpha", {"test1": 0.85}, task="test1", name="nearest-query"),
+        "beta_all": Planned("beta", {"test1": 0.82, "test2": 0.90}),
+        "gamma_t2": Planned("gamma", {"test2": 0.95}, task="test2"),
+        "random": Planned(
+            "ops", {"test1": 0.5, "test2": 0.5}, kind="baseline", name="random_filter"
+        ),
+        "oracle": Planned("ops", {"test1": 0.99, "test2": 0.99}, kind="oracle", name="oracle"),
+        "delta": Planned("delta", {"test1": 0.97, "test2": 0.97}),
+        "epsilon": Planned("epsilon", {"test1": 0.96, "test2": 0.96}),
+        "alpha_25": Planned("alpha", {"test1": 0.88, "test2": 0.70}, fraction=0.25),
+        "beta_25": Planned("beta", {"test1": 0.86, "test2": 0.92}, fraction=0.25),
+    }
+    ids = dict(zip(plans, seed(engine, ctx, list(plans.values())), strict=True))
+    moderate(engine, ctx, ids["delta"], "disqualify")
+    moderate(engine, ctx, ids["epsilon"], "hide")
+    ids["failed"] = fail_one(
+        engine, ctx, team="beta", message="3 UIDs are not in the pool: a, b, c"
+    )
+    ids["queued"] = queue_one(engine, team="gamma")
+    return World(ids)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def shared_world(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    server_configs: Path,
+    data_root: Path,
+) -> Iterator[World]:
+    """One seeded app per module and database, for tests that only read (seeding is slow)."""
+    from fastapi.testclient import TestClient
+
+    from server.app import create_app
+    from server.db import create_schema, make_engine
+    from tests.server.conftest import _pg_url, make_settings
+
+    sqlite = request.param == "sqlite"
+    url = "sqlite://" if sqlite else _pg_url(request.getfixturevalue("pg_cluster"))
+    engine = make_engine(url)
+    if sqlite:
+        create_schema(engine)
+    tmp = tmp_path_factory.mktemp("world")
+    settings = make_settings(
+        tmp, server_configs=server_configs, data_root=data_root, database_url=url
+    )
+    app = create_app(settings, engine=engine)
+    try:
+        with TestClient(app) as client:
+            tokens = {}
+            with Session(engine) as db:
+                for name, scope in (
+                    ("alpha", "participant"),
+                    ("beta", "participant"),
+                    ("ops", "organizer"),
+                ):
+                    team = create_team(db=db, name=name)
+                    tokens[name], _ = issue_token(db=db, team=team, scope=scope)  # type: ignore[arg-type]
+            world = build_world(engine, app.state.ctx)
+            yield World(world.ids, app, engine, client, tokens)
+    finally:
+        engine.dispose()

@@ -4,73 +4,37 @@ Board of the tiny dataset (test1 public, test2 hidden), fraction 0.1, hand-compu
 public (test1 only): oracle 0.99 (ref), alpha 0.85 (best of its two), beta 0.82, random 0.50 (ref)
 organizer (test1+test2): oracle, beta 0.86, alpha 0.725, random, gamma unranked (missing test1)
 delta is disqualified and epsilon hidden: on no board.
+
+Every test here only reads, so the module shares one seeded app per database (``shared_world``;
+``client`` and ``tokens`` below are its); tests that write live in test_pages_cache.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
-from server.context import ServerContext
-from tests.infra.html_probe import Page, external, parse
-from tests.server.board_seed import Planned, fail_one, moderate, queue_one, seed
+from tests.infra.html_probe import parse
+from tests.server import board_seed
+from tests.server.board_seed import World, board_rows, get_page
 from tests.server.conftest import auth
 
-
-@dataclass(frozen=True)
-class World:
-    ids: dict[str, int]
-
-
-def build_world(engine: Engine, ctx: ServerContext) -> World:
-    plans = {
-        "alpha_all": Planned("alpha", {"test1": 0.80, "test2": 0.60}, spread=0.01),
-        "alpha_t1": Planned("alpha", {"test1": 0.85}, task="test1", name="nearest-query"),
-        "beta_all": Planned("beta", {"test1": 0.82, "test2": 0.90}),
-        "gamma_t2": Planned("gamma", {"test2": 0.95}, task="test2"),
-        "random": Planned(
-            "ops", {"test1": 0.5, "test2": 0.5}, kind="baseline", name="random_filter"
-        ),
-        "oracle": Planned("ops", {"test1": 0.99, "test2": 0.99}, kind="oracle", name="oracle"),
-        "delta": Planned("delta", {"test1": 0.97, "test2": 0.97}),
-        "epsilon": Planned("epsilon", {"test1": 0.96, "test2": 0.96}),
-        "alpha_25": Planned("alpha", {"test1": 0.88, "test2": 0.70}, fraction=0.25),
-        "beta_25": Planned("beta", {"test1": 0.86, "test2": 0.92}, fraction=0.25),
-    }
-    ids = dict(zip(plans, seed(engine, ctx, list(plans.values())), strict=True))
-    moderate(engine, ctx, ids["delta"], "disqualify")
-    moderate(engine, ctx, ids["epsilon"], "hide")
-    ids["failed"] = fail_one(
-        engine, ctx, team="beta", message="3 UIDs are not in the pool: a, b, c"
-    )
-    ids["queued"] = queue_one(engine, team="gamma")
-    return World(ids)
+shared_world = board_seed.shared_world  # the module-scoped fixture, made visible here
 
 
 @pytest.fixture
-def world(app: FastAPI, engine: Engine, client: TestClient, tokens: dict[str, str]) -> World:
-    return build_world(engine, app.state.ctx)
+def world(shared_world: World) -> World:
+    return shared_world
 
 
-def get_page(client: TestClient, url: str, **kw: object) -> Page:
-    r = client.get(url, **kw)  # type: ignore[arg-type]
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"].startswith("text/html")
-    page = parse(r.text)
-    assert external(page.urls) == [], "pages load nothing from outside the host"
-    return page
+@pytest.fixture
+def client(world: World) -> TestClient:
+    return world.client  # type: ignore[no-any-return]
 
 
-def board_rows(page: Page) -> list[tuple[str, str, str]]:
-    """(rank, team or method, score mean) per row."""
-    t = page.tables[0]
-    first = [c.split(" ")[0] for c in t.column("Team / method")]
-    means = [c.split(" ")[0] for c in t.column("accuracy")]
-    return list(zip(t.column("Rank"), first, means, strict=True))
+@pytest.fixture
+def tokens(world: World) -> dict[str, str]:
+    return world.tokens
 
 
 def test_public_board_ranks_public_tasks_only(client: TestClient, world: World) -> None:
@@ -199,18 +163,3 @@ def test_static_files_are_served(client: TestClient) -> None:
     assert "http" not in css.text.replace("http-equiv", "")
     js = client.get("/static/sort.js")
     assert js.status_code == 200 and "data-sortable" in js.text and "fetch(" not in js.text
-
-
-def test_board_cache_is_revalidated_by_new_scores(
-    app: FastAPI, engine: Engine, client: TestClient, world: World
-) -> None:
-    pages = app.state.pages
-    get_page(client, "/datasets/tiny?fraction=0.1")
-    builds = pages.boards.builds
-    get_page(client, "/datasets/tiny?fraction=0.1")
-    assert pages.boards.builds == builds, "an unchanged database is served from the cache"
-    seed(engine, app.state.ctx, [Planned("zeta", {"test1": 0.93, "test2": 0.1})])
-    assert board_rows(get_page(client, "/datasets/tiny?fraction=0.1"))[1] == ("1", "zeta", "0.930")
-    moderate(engine, app.state.ctx, world.ids["alpha_t1"], "disqualify")
-    rows = board_rows(get_page(client, "/datasets/tiny?fraction=0.1"))
-    assert ("2", "beta", "0.820") in rows and ("3", "alpha", "0.800") in rows

@@ -1,0 +1,33 @@
+"""The board cache follows the database: new scores and moderation show up at once."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from tests.server.board_seed import (
+    Planned,
+    World,
+    board_rows,
+    build_world,
+    get_page,
+    moderate,
+    seed,
+)
+
+
+def test_board_cache_is_revalidated_by_new_scores(
+    app: FastAPI, engine: Engine, client: TestClient, tokens: dict[str, str]
+) -> None:
+    world: World = build_world(engine, app.state.ctx)
+    pages = app.state.pages
+    get_page(client, "/datasets/tiny?fraction=0.1")
+    builds = pages.boards.builds
+    get_page(client, "/datasets/tiny?fraction=0.1")
+    assert pages.boards.builds == builds, "an unchanged database is served from the cache"
+    seed(engine, app.state.ctx, [Planned("zeta", {"test1": 0.93, "test2": 0.1})])
+    assert board_rows(get_page(client, "/datasets/tiny?fraction=0.1"))[1] == ("1", "zeta", "0.930")
+    moderate(engine, app.state.ctx, world.ids["alpha_t1"], "disqualify")
+    rows = board_rows(get_page(client, "/datasets/tiny?fraction=0.1"))
+    assert ("2", "beta", "0.820") in rows and ("3", "alpha", "0.800") in rows
