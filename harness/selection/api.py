@@ -89,7 +89,10 @@ def run_selector(
     ctx: SelectionContext, method: str, budget: int, *, seed: int, params: Mapping[str, Any]
 ) -> SelectionOutput:
     """Call the selector and enforce the output contract (used by ``select`` and benchmarks)."""
-    out = selector(method)(ctx, budget, rng=np.random.default_rng(seed), **params)
+    from harness.selection.faiss_ops import single_thread_if_small
+
+    with single_thread_if_small(ctx.pool_size):
+        out = selector(method)(ctx, budget, rng=np.random.default_rng(seed), **params)
     check_output(out, pool_size=ctx.pool_size, budget=budget, method=method)
     log.info("%s: %d of budget %d (%s)", method, out.size, budget, out.metadata.get("note", ""))
     return out

@@ -2,10 +2,10 @@
 
 k-means the pool's embeddings (spherical, FAISS); every query point votes for its nearest
 cluster; the pool rows of the voted clusters are the candidates. When there are more
-candidates than the budget, they are ranked by cosine similarity to their nearest query
-point and the top ``budget`` kept (ties to the lower row id), so the cut is deterministic and
-keeps the candidates closest to some part of the query distribution. Fewer candidates than the
-budget are returned as they are (``natural_size`` < budget in the metadata).
+candidates than the budget, each voted cluster gets a share of the budget proportional to its
+query votes and keeps its rows most similar to their nearest query point (ties to the lower
+row id): deterministic, and the subset's cluster histogram follows the query set's. Fewer
+candidates than the budget are returned as they are (``natural_size`` < budget).
 
     out = selector("image_based")(ctx, 430, rng=rng, n_clusters=100)
 """
@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from harness.selection import faiss_ops
 from harness.selection.context import CLIP_SCORE_KIND, TEXT_KIND, Captions, SelectionContext
+from harness.selection.labels import allocate
 from harness.selection.registry import SELECTORS, SelectionOutput, output
 
 # faiss wants >= 39 training points per centroid; fewer makes a cluster a handful of points.
@@ -28,7 +29,9 @@ MIN_ROWS_PER_CLUSTER = 39
 
 @dataclass(frozen=True)
 class Clusters:
-    candidates: npt.NDArray[np.int64]
+    candidates: npt.NDArray[np.int64]  # pool rows in a voted cluster, ascending
+    cluster_of: npt.NDArray[np.int64]  # the cluster of each candidate
+    votes: dict[int, int]  # voted cluster -> number of query points voting for it
     info: dict[str, Any]
 
 
@@ -40,34 +43,47 @@ def cluster_candidates(
     k = max(1, min(n_clusters, ctx.pool_size // MIN_ROWS_PER_CLUSTER))
     centroids = faiss_ops.kmeans_cosine(x, k=k, seed=seed, niter=niter, progress=ctx.progress)
     pool_cluster = faiss_ops.assign_nearest(x, centroids, progress=ctx.progress)
-    voted = np.unique(faiss_ops.assign_nearest(q, centroids))
+    voted, counts = np.unique(faiss_ops.assign_nearest(q, centroids), return_counts=True)
     candidates = np.flatnonzero(np.isin(pool_cluster, voted)).astype(np.int64)
-    info = {"n_clusters": k, "query_clusters": len(voted), "candidates": len(candidates)}
-    return Clusters(candidates, info)
+    info = {"n_clusters": len(centroids), "query_clusters": len(voted)}
+    votes = {int(c): int(v) for c, v in zip(voted, counts, strict=True)}
+    return Clusters(candidates, pool_cluster[candidates], votes, info)
 
 
-def rank_to_budget(
-    ctx: SelectionContext, kind: str, candidates: npt.NDArray[np.int64], budget: int
+def cut_to_budget(
+    ctx: SelectionContext, kind: str, found: Clusters, budget: int
 ) -> npt.NDArray[np.int64]:
-    """``candidates`` cut to ``budget`` by similarity to the nearest query point."""
-    if len(candidates) <= budget:
-        return candidates
+    """The candidates, cut to ``budget`` in the query set's cluster proportions.
+
+    Each voted cluster gets a share of the budget proportional to its query votes (largest
+    remainder; a cluster with too few rows gives all it has and the rest is shared among the
+    others), and within a cluster the rows most similar to their nearest query point are kept.
+    So the subset's cluster histogram follows the query set's instead of collapsing onto the
+    single tightest cluster.
+    """
+    if len(found.candidates) <= budget:
+        return found.candidates
+    clusters = np.array(sorted(found.votes), dtype=np.int64)
+    capacity = np.array([np.count_nonzero(found.cluster_of == c) for c in clusters])
+    weights = np.array([found.votes[int(c)] for c in clusters], dtype=np.float64)
+    share = allocate(budget, weights, capacity)
     x, q = ctx.features(kind)
-    sims = faiss_ops.max_cosine(x, q, rows=candidates, progress=ctx.progress)
-    return candidates[faiss_ops.top_k(sims, budget)]
+    sims = faiss_ops.max_cosine(x, q, rows=found.candidates, progress=ctx.progress)
+    keep = []
+    for c, k in zip(clusters, share, strict=True):
+        members = np.flatnonzero(found.cluster_of == c)
+        keep.append(members[faiss_ops.top_k(sims[members], int(k))])
+    return found.candidates[np.concatenate(keep)]
 
 
 def _cluster_match(
     ctx: SelectionContext, kind: str, budget: int, rng: np.random.Generator, **kw: Any
 ) -> SelectionOutput:
     found = cluster_candidates(ctx, kind, seed=int(rng.integers(2**31 - 1)), **kw)
-    rows = rank_to_budget(ctx, kind, found.candidates, budget)
-    return output(
-        rows,
-        natural_size=len(found.candidates),
-        note=_note(len(found.candidates), budget, "similarity to the nearest query point"),
-        **found.info,
-    )
+    rows = cut_to_budget(ctx, kind, found, budget)
+    natural = len(found.candidates)
+    ranked_by = "query-vote shares per cluster, nearest-query similarity within"
+    return output(rows, natural_size=natural, note=_note(natural, budget, ranked_by), **found.info)
 
 
 def _note(natural: int, budget: int, ranked_by: str) -> str:

@@ -121,7 +121,7 @@ def omp_positive(
 ) -> list[int]:
     """Atoms chosen by OMP with a non-negative selection rule, in the order chosen."""
     norms = np.linalg.norm(atoms, axis=1)
-    unit = atoms / np.where(norms > 0, norms, 1.0)[:, None].astype(atoms.dtype)
+    unit = atoms.astype(np.float64) / np.where(norms > 0, norms, 1.0)[:, None]
     steps = min(steps, len(atoms), len(target))
     basis = np.zeros((steps, len(target)))  # orthonormal basis of the chosen atoms' span
     residual, stop = target.copy(), tol * np.linalg.norm(target)

@@ -263,3 +263,17 @@ def test_gradmatch_fills_the_budget_and_reports_what_omp_chose() -> None:
     assert out.metadata["batch_size"] == 4 and out.metadata["atoms"] == 250
     assert out.metadata["natural_size"] + out.metadata["filled"] == 120
     assert 0 < out.metadata["natural_size"] <= 120
+
+
+def test_cluster_cut_follows_the_query_votes() -> None:
+    rng = np.random.default_rng(8)
+    a, b = unit(rng, 2, 32)
+    x = np.vstack([a + 0.2 * rng.normal(size=(500, 32)), b + 0.2 * rng.normal(size=(500, 32))])
+    q = np.vstack([a + 0.2 * rng.normal(size=(30, 32)), b + 0.2 * rng.normal(size=(10, 32))])
+    ctx = SelectionContext.from_arrays(
+        pool={"image": x.astype(np.float32)}, query={"image": q.astype(np.float32)}
+    )
+    out = run_selector(ctx, "image_based", 100, seed=0, params={})
+    assert out.size == 100 and out.metadata["natural_size"] > 100
+    from_a = int((out.rows < 500).sum())
+    assert 65 <= from_a <= 85  # 3:1 query votes -> about 75:25
