@@ -257,8 +257,8 @@ def bar_chart(
     markers: Sequence[Marker] = (),
     width: int = 560,
 ) -> str:
-    """Horizontal bars (one per task) with error whiskers, the value written at the bar's end,
-    and reference markers (a vertical tick per marker and bar)."""
+    """Horizontal bars (one per task) with error whiskers, the value written in a column on the
+    right, and reference markers (a vertical tick per marker and bar)."""
     if not bars:
         return ""
     row_h = 44
@@ -283,7 +283,14 @@ def bar_chart(
     out.append("</g>")
     styles = palette([Series(m.label, (), reference=True) for m in markers])
     for i, b in enumerate(bars):
-        out += _bar(b, y=f.top + 8 + i * row_h, h=row_h - 16, px=px, x_base=px(max(x0, 0.0)))
+        y_bar = f.top + 8 + i * row_h
+        out += _bar(b, y=y_bar, h=row_h - 16, px=px, x_base=px(max(x0, 0.0)))
+        # the value in a column right of the plot, clear of whiskers and reference ticks
+        text = f"{b.value:.3f}" + (f" ± {b.err:.3f}" if b.err > 0 else "")
+        out.append(
+            f'<text x="{f.width - f.right + 10:.1f}" y="{y_bar + (row_h - 16) / 2 + 5:.1f}" '
+            f'font-size="15" fill="#111827">{escape(text)}</text>'
+        )
         for m, st in zip(markers, styles, strict=True):
             if b.label in m.values:
                 x = px(m.values[b.label])
@@ -317,9 +324,4 @@ def _bar(b: Bar, *, y: float, h: float, px: Scale, x_base: float) -> list[str]:
             f'<path d="M{lo:.1f},{cy:.1f}H{hi:.1f}M{lo:.1f},{cy - 6:.1f}v12'
             f'M{hi:.1f},{cy - 6:.1f}v12" stroke="#111827" stroke-width="1.5" fill="none"/>'
         )
-    text = f"{b.value:.3f}" + (f" ± {b.err:.3f}" if b.err > 0 else "")
-    out.append(
-        f'<text x="{max(x_end, x_base) + 8:.1f}" y="{y + h / 2 + 5:.1f}" font-size="15" '
-        f'fill="#111827">{escape(text)}</text>'
-    )
     return out
