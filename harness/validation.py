@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from harness.datasets.uid_index import Resolution, UidIndex
 
 SAMPLE = 10
+_HASH_BLOCK = 1 << 20
 # Above this many unknown UIDs, repeats among them are not searched (the file is invalid
 # anyway, and the search would materialise every unknown UID as text).
 UNKNOWN_REPEAT_LIMIT = 1_000_000
@@ -166,7 +167,8 @@ def check_subset(
     budget, problems = _request_problems(spec, pool_size=pool_size, fraction=fraction, task=task)
     res = index.resolve(subset.raw, subset.kind)
     pool_code = index.split_code(spec.pool)
-    pool_rows = np.sort(res.rows[res.codes == pool_code])
+    pool_rows = res.rows[res.codes == pool_code]
+    pool_rows.sort()  # in place: no second copy of a 30M-row array
     problems += _unknown(subset, res)
     problems += _repeats(subset, res, pool_code, pool_rows)
     problems += _leaks(subset, res, spec=spec, index=index)
@@ -192,8 +194,14 @@ def check_subset(
 
 def subset_sha256(pool_rows: npt.NDArray[np.int64]) -> str:
     """Identity of a subset: sha256 of its sorted pool rows as little-endian int64."""
-    canon = np.ascontiguousarray(np.sort(pool_rows), dtype="<i8")
-    return hashlib.sha256(canon.view(np.uint8).data).hexdigest()
+    rows = np.asarray(pool_rows)
+    if len(rows) > 1 and not bool(np.all(rows[1:] >= rows[:-1])):
+        rows = np.sort(rows)
+    digest = hashlib.sha256()
+    for start in range(0, len(rows), _HASH_BLOCK):  # blocks: no full little-endian copy
+        block = np.ascontiguousarray(rows[start : start + _HASH_BLOCK], dtype="<i8")
+        digest.update(block.view(np.uint8).data)
+    return digest.hexdigest()
 
 
 def _unreadable(
@@ -279,6 +287,12 @@ def _unknown_hint(subset: SubsetFile) -> str:
     return ""
 
 
+def _present_codes(res: Resolution) -> list[int]:
+    """The split codes (and -1 for unknown) that occur; a few passes, no sort of every UID."""
+    top = int(res.codes.max(initial=-1))
+    return [c for c in range(-1, top + 1) if np.any(res.codes == c)]
+
+
 def _has_repeats(sorted_rows: npt.NDArray[np.int64]) -> bool:
     return bool(np.any(sorted_rows[1:] == sorted_rows[:-1]))
 
@@ -288,7 +302,7 @@ def _repeats(
 ) -> list[Problem]:
     """UIDs named more than once: known ones as equal (split, row) pairs, unknown ones by text."""
     extra, sample = 0, list[str]()
-    for code in np.unique(res.codes):
+    for code in _present_codes(res):
         mask = res.codes == code
         if code < 0:
             more, uids = _unknown_repeats(subset, _positions(res, mask))

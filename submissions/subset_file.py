@@ -347,6 +347,8 @@ def _scan_str(raw: np.ndarray) -> None:
         cps = cps.reshape(len(block), width)
         if not bool(np.all(cps[:, 0])):
             raise _fail("empty_uid", "every UID must be a non-empty string")
+        if int(cps.max()) < 0xD800:  # the usual case (ASCII, most scripts): one pass
+            continue
         bad = (cps > _MAX_CODE_POINT) | ((cps >= 0xD800) & (cps <= 0xDFFF))
         if bool(np.any(bad)):
             raise _fail("bad_code_point", "save the UIDs as ordinary Python strings")

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INDEX_FORMAT = 2
-BLOCK = 1 << 16
+BLOCK = 1 << 15
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
@@ -96,17 +96,19 @@ class UidIndex:
             raise ConfigError("a dataset may have at most 127 splits")
         scheme, width = _choose_scheme(list(arrays.values()))
         sizes = tuple(len(a) for a, _ in arrays.values())
-        keys = np.concatenate(
-            [np.empty(0, np.uint64)]
-            + [q.key for a, k in arrays.values() for _, q in _blocks(a, k, scheme, width)]
-        )
-        order = np.argsort(keys)
-        keys = keys[order]
         starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        codes = (np.searchsorted(starts, order, side="right") - 1).astype(np.int8)
-        rows = (order - starts[codes]).astype(
-            np.uint32 if max(sizes, default=0) < 2**32 else np.int64
-        )
+        keys = np.empty(int(starts[-1]), np.uint64)
+        for (raw, kind), first in zip(arrays.values(), starts, strict=False):
+
+            def fill(start: int, raw: np.ndarray = raw, kind: Kind = kind, at: int = first) -> None:
+                q = query_block(raw[start : start + BLOCK], kind, scheme=scheme, width=width)
+                keys[at + start : at + start + len(q.key)] = q.key
+
+            _parallel(fill, len(raw))
+        order = np.argsort(keys)
+        keys.sort()  # equal to keys[order], without a second array
+        codes, rows = _split_rows(order, starts)
+        del order
         check = _gather_checks(list(arrays.values()), codes, rows, scheme, width)
         index = cls(tuple(arrays), sizes, scheme, width, keys, check, codes, rows)
         index._reject_duplicates(arrays)
@@ -206,8 +208,7 @@ class UidIndex:
 
         _parallel(keys_of, n)
         check = kept if kept is not None else check
-        order = np.argsort(key)
-        key.sort()  # equal to key[order], without a second array
+        order, prefix = _sort_positions(key)  # key's memory now holds the sorted prefixes
         valid = valid[order]
         codes = np.full(n, -1, np.int8)
         rows = np.full(n, -1, np.int64)
@@ -218,33 +219,41 @@ class UidIndex:
                 chk = check[order[sl]]
             else:
                 chk = check_block(raw.take(order[sl]), kind, scheme=self.scheme, width=self.width)
-            self._match_block(key[sl], valid[sl], chk, codes[sl], rows[sl])
+            self._match_block(prefix, key[sl], valid[sl], chk, codes[sl], rows[sl])
 
         _parallel(match, n)
         return Resolution(order=order, codes=codes, rows=rows)
 
     def _match_block(
         self,
+        prefix: np.uint64,
         key: npt.NDArray[np.uint64],
         valid: npt.NDArray[np.bool_],
         check: np.ndarray,
         codes_out: npt.NDArray[np.int8],
         rows_out: npt.NDArray[np.int64],
     ) -> None:
-        """Fill codes/rows of one block of sorted keys; tries every entry with an equal key."""
+        """Fill codes/rows of a block of sorted key prefixes (``key & prefix``).
+
+        Every index entry whose key shares a UID's prefix is tried in turn until the check
+        value matches. The block's keys are sorted, so their answers lie in one slice of the
+        index: searching that slice (a few MB) instead of the whole index stays in cache.
+        """
         n_keys = len(self.keys)
-        if n_keys == 0:
+        if n_keys == 0 or len(key) == 0:
             return
-        pos = np.searchsorted(self.keys, key)
+        lo = int(np.searchsorted(self.keys, key[0]))
+        hi = int(np.searchsorted(self.keys, key[-1] | ~prefix, side="right"))
+        pos = lo + np.searchsorted(self.keys[lo:hi], key)
         todo = np.flatnonzero(valid)
         while len(todo):
             p = np.minimum(pos[todo], n_keys - 1)
-            same_key = (pos[todo] < n_keys) & (self.keys[p] == key[todo])
-            todo, p = todo[same_key], p[same_key]
+            same = (pos[todo] < n_keys) & ((self.keys[p] & prefix) == key[todo])
+            todo, p = todo[same], p[same]
             hit = _equal(_take(self.check, p), _take(check, todo))
             codes_out[todo[hit]] = self.codes[p[hit]]
             rows_out[todo[hit]] = self.rows[p[hit]]
-            todo = todo[~hit]  # a different UID with the same key: look at the next entry
+            todo = todo[~hit]  # a different UID with the same prefix: look at the next entry
             pos[todo] += 1
 
     def lookup(self, uids: np.ndarray) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.int64]]:
@@ -299,14 +308,58 @@ def _parallel(fn: Callable[[int], None], n: int) -> None:
             pass
 
 
+def _sort_positions(key: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.int64], np.uint64]:
+    """Sort keys with their positions packed into the low bits (a plain sort is ~4x faster
+    than argsort). Returns the positions in key order and the mask of the kept key bits;
+    ``key`` is overwritten with its sorted, masked prefixes."""
+    n = len(key)
+    bits = max(1, (n - 1).bit_length())
+    low = np.uint64((1 << bits) - 1)
+    prefix = ~low
+    key &= prefix
+    for start in range(0, n, BLOCK * 32):
+        key[start : start + BLOCK * 32] |= np.arange(
+            start, min(n, start + BLOCK * 32), dtype=np.uint64
+        )
+    key.sort()
+    order = (key & low).view(np.int64)
+    key &= prefix
+    return order, prefix
+
+
 def _take(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
     # take(axis=0) gathers 2-D rows ~3x faster than fancy indexing; 1-D is the other way.
     return arr.take(idx, axis=0) if arr.ndim > 1 else arr[idx]
 
 
 def _equal(a: np.ndarray, b: np.ndarray) -> npt.NDArray[np.bool_]:
-    eq = a == b
-    return eq.all(axis=1) if eq.ndim > 1 else eq
+    """Row-wise equality; text rows are compared as 64-bit words, column by column (OR of
+    XORs: ~3x faster than ``(a == b).all(axis=1)`` for a few columns)."""
+    if a.ndim == 1:
+        eq: npt.NDArray[np.bool_] = a == b
+        return eq
+    if a.shape[1] % 2 == 0:
+        a, b = (np.ascontiguousarray(x).view(np.uint64) for x in (a, b))
+    diff = a[:, 0] ^ b[:, 0]
+    for j in range(1, a.shape[1]):
+        diff |= a[:, j] ^ b[:, j]
+    return diff == 0
+
+
+def _split_rows(
+    order: npt.NDArray[np.int64], starts: npt.NDArray[np.int64]
+) -> tuple[np.ndarray, ...]:
+    """(split code, row in split) of global positions, block by block to bound temporaries."""
+    codes = np.empty(len(order), np.int8)
+    rows = np.empty(
+        len(order), np.uint32 if int(np.diff(starts).max(initial=0)) < 2**32 else np.int64
+    )
+    for b in range(0, len(order), BLOCK * 16):
+        o = order[b : b + BLOCK * 16]
+        c = np.searchsorted(starts, o, side="right") - 1
+        codes[b : b + len(o)] = c
+        rows[b : b + len(o)] = o - starts[c]
+    return codes, rows
 
 
 def _choose_scheme(arrays: list[tuple[np.ndarray, Kind]]) -> tuple[str, int]:
