@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -133,3 +134,24 @@ def _wait(cond: object, timeout: float) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("condition not reached in time")
+
+
+def test_sacct_explains_jobs_squeue_forgot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With accounting (slurmdbd), a purged job's final state comes from sacct. The real
+    single-node cluster has no slurmdbd, so stand-in squeue/sacct commands play a site that
+    has one: squeue no longer lists the job, sacct knows it ran out of memory."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    purged = "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1"
+    (bin_dir / "squeue").write_text(f"#!/bin/sh\n{purged}\n")
+    (bin_dir / "sacct").write_text("#!/bin/sh\nprintf '77_0|OUT_OF_MEMORY\\n77_1|COMPLETED\\n'\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    done = tmp_path / "done"
+    done.touch()
+    refs = [JobRef("77_0", "slurm", (tmp_path / "never",)), JobRef("77_1", "slurm", (done,))]
+    oom, ok = Reconciler(grace_s=0).poll(refs)
+    assert oom.state == JobState.lost and oom.slurm_state == "OUT_OF_MEMORY"
+    assert "ran out of memory" in oom.reason
+    assert ok.state == JobState.done
