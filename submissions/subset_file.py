@@ -326,6 +326,8 @@ def _kind(dtype: np.dtype, shape: tuple[int, ...]) -> Kind:
         raise _fail("bad_dtype", f"dtype {dtype.str} is not a UID dtype; " + _HINT)
     if shape[0] == 0:
         raise _fail("empty_array", "a subset must name at least one UID")
+    if dtype.itemsize == 0:  # '<U0' / '|S0': every UID is the empty string
+        raise _fail("empty_uid", f"dtype {dtype.str} holds zero characters")
     return kind
 
 
