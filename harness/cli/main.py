@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "harness.cli.baseline",
     "harness.cli.evaluate_pending",
     "harness.cli.validate",
+    "harness.cli.evaluate",
     "harness.cli.report",
 )
 

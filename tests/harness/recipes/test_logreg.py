@@ -1,0 +1,78 @@
+"""The torch L-BFGS logistic regression reaches scikit-learn's optimum and accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from harness.datasets import Dataset
+from harness.recipes.logreg import fit_logreg, predict_logreg
+
+
+def objective(
+    coef: np.ndarray, intercept: np.ndarray, x: np.ndarray, y: np.ndarray, C: float
+) -> float:
+    """C * sum of cross-entropies + 0.5 ||W||^2: the objective sklearn minimises."""
+    z = x.astype(np.float64) @ coef + intercept
+    z -= z.max(1, keepdims=True)
+    ce = np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]
+    return float(C * ce.sum() + 0.5 * (coef**2).sum())
+
+
+def clusters(n: int, d: int, k: int, seed: int, draw: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Overlapping class clusters on the unit sphere with a shared offset, like CLIP features.
+
+    ``seed`` fixes the clusters, ``draw`` the sample drawn from them.
+    """
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(k, d)) / np.sqrt(d)
+    offset = 2 * rng.normal(size=d) / np.sqrt(d)
+    rng = np.random.default_rng([seed, draw])
+    y = rng.integers(0, k, n)
+    x = offset + centers[y] + 4 * rng.normal(size=(n, d)) / np.sqrt(d)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), y
+
+
+def compare(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, k: int) -> None:
+    sk = LogisticRegression(C=0.75, max_iter=1000).fit(xtr, ytr)
+    fit = fit_logreg(torch.from_numpy(xtr), torch.from_numpy(ytr), n_classes=k, C=0.75)
+    assert fit.converged and fit.grad_max <= 1e-4
+    ours_acc = (predict_logreg(fit, xte) == yte).mean()
+    sk_acc = (sk.predict(xte) == yte).mean()
+    assert abs(ours_acc - sk_acc) <= 0.003
+    f_ours = objective(fit.coef, fit.intercept, xtr, ytr, 0.75)
+    f_sk = objective(sk.coef_.T, sk.intercept_, xtr, ytr, 0.75)
+    # Both stop at max |grad| <= 1e-4 of the objective / (C n): equal optima to that accuracy.
+    assert abs(f_ours - f_sk) <= 1e-3 * f_sk
+
+
+def test_matches_sklearn_on_the_tiny_dataset(tiny_dataset: Dataset) -> None:
+    pool = np.array(tiny_dataset.split("train")["label"])
+    test = np.array(tiny_dataset.split("test1")["label"])
+    compare(np.array(tiny_dataset.embeddings("train")), pool,
+            np.array(tiny_dataset.embeddings("test1")), test, 3)  # fmt: skip
+
+
+@pytest.mark.parametrize("k", [10, 33])  # 33 classes: padded to 64 inside the solver
+def test_matches_sklearn_on_overlapping_clusters(k: int) -> None:
+    xtr, ytr = clusters(2000, 32, k, seed=k)
+    xte, yte = clusters(2000, 32, k, seed=k, draw=1)
+    compare(xtr, ytr, xte, yte, k)
+
+
+def test_float64_and_float32_agree() -> None:
+    x, y = clusters(1000, 16, 5, seed=1)
+    a = fit_logreg(torch.from_numpy(x), torch.from_numpy(y), n_classes=5, C=0.75, tol=1e-5)
+    b = fit_logreg(torch.from_numpy(x).double(), torch.from_numpy(y), n_classes=5, C=0.75,
+                   tol=1e-5)  # fmt: skip
+    assert a.converged and b.converged
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-3, atol=1e-3)
+    assert a.gemms == 2 * a.n_iter + 2  # two GEMMs per iteration, whatever the line search did
+
+
+def test_max_iter_is_honoured() -> None:
+    x, y = clusters(500, 16, 5, seed=2)
+    fit = fit_logreg(torch.from_numpy(x), torch.from_numpy(y), n_classes=5, C=0.75, max_iter=2)
+    assert fit.n_iter == 2 and not fit.converged
