@@ -121,7 +121,8 @@ class Worker:
 
     def run(self) -> WorkerReport:
         while True:
-            claimed = self._claim() if not self.stop.is_set() else []
+            asked = not self.stop.is_set() and self._room() > 0
+            claimed = self._claim() if asked else []
             if claimed:
                 self._admit(claimed)
             self._poll()
@@ -129,9 +130,14 @@ class Worker:
             if self.inflight or claimed:
                 self._sleep(self.options.poll_s)
                 continue
+            if not asked and not self.stop.is_set():
+                continue  # we were full when we last looked and just finished: ask now
             if not self.options.watch or self.stop.is_set():
-                return self.report
+                return self.report  # the queue answered "nothing" and nothing is running
             self._sleep(self.options.idle_s)
+
+    def _room(self) -> int:
+        return self.options.max_jobs - sum(len(e.subs) for e in self.inflight.values())
 
     def _sleep(self, seconds: float) -> None:
         if self.stop.is_set():  # stopping: finish the jobs in flight at the polling pace
@@ -140,9 +146,7 @@ class Worker:
             self.stop.wait(seconds)
 
     def _claim(self) -> list[ClaimedSubmission]:
-        room = self.options.max_jobs - sum(len(e.subs) for e in self.inflight.values())
-        if room <= 0:
-            return []
+        room = self._room()
         try:
             claimed = self.client.claim(
                 self.options.worker,

@@ -18,6 +18,7 @@ import pytest
 
 from harness.dispatch import plan, task
 from harness.dispatch.executors import ExecutorSpec
+from harness.dispatch.reconcile import JobRef, JobState, JobStatus, Reconciler
 from harness.dispatch.worker import Worker, WorkerOptions
 from submissions.client import ApiError, ServerUnreachable
 from submissions.errors import ValidationFailed
@@ -218,3 +219,23 @@ def test_dry_run_plan_lines() -> None:
     lines = plan.describe(plan.group_by_key(claimed), ExecutorSpec(cluster="slurm"))
     assert lines[0].startswith("slurm array other/linear_probe: 1 unique item(s) in 1 task(s)")
     assert any("submission(s) 1, 2" in line for line in lines)
+
+
+def test_drains_the_queue_beyond_max_jobs(
+    tmp_path: Path, evaluations: Counter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs finishing while the worker is full must not end the run: it claims again."""
+    seen: set[Path] = set()
+    real_poll = Reconciler.poll
+
+    def one_round_late(self: Reconciler, refs: list[JobRef]) -> list[JobStatus]:
+        statuses = real_poll(self, refs)  # (runs debug jobs) but report them a round late
+        late = [r.outcome_paths[0] not in seen for r in refs]
+        seen.update(r.outcome_paths[0] for r in refs)
+        running = JobStatus(JobState.running)
+        return [running if x else s for x, s in zip(late, statuses, strict=True)]
+
+    monkeypatch.setattr(Reconciler, "poll", one_round_late)
+    server = FakeServer([row(f"s{i}") for i in range(5)])
+    report = Worker(client=server, options=options(tmp_path, max_jobs=2)).run()
+    assert report.claimed == 5 and all(r["state"] == "scored" for r in server.rows.values())
