@@ -10,15 +10,16 @@ Every lookup from UID to row goes through here, never by position in a subset fi
 
 Lookups take any UID array the subset file contract accepts (str, bytes, ints, ``u8,u8``).
 Layout under ``<dataset>/index/`` (see harness.datasets.uid_keys for the two schemes):
-``keys.npy`` (sorted uint64 keys), ``check.npy`` (exact value per key: uint64 low halves or
-the UID text), ``codes.npy`` (int8 split number), ``rows.npy`` (row in the split) and
-``meta.json`` (scheme, width, splits, sizes, manifest hash). A key match counts only when the
-check value matches too, so lookups are exact; equal keys of distinct UIDs are searched in
-turn.
+``keys.npy`` (sorted uint64: the top bits of each UID's 64-bit key, the entry number in the
+``low_bits`` below), ``check.npy`` (exact value per entry: uint64 low halves or the UID
+text), ``codes.npy`` (int8 split number), ``rows.npy`` (row in the split) and ``meta.json``
+(scheme, width, low_bits, splits, sizes, manifest hash). A key-prefix match counts only when
+the check value matches too, so lookups are exact; entries sharing a prefix are tried in turn.
 
-How a lookup scales: the submission's keys are sorted once, so the binary searches into the
-index walk it in order (cache-friendly) and every pass is O(n) or O(n log n) in numpy; blocks
-of ``BLOCK`` UIDs bound the temporary memory to a few MB beyond ~17 bytes per UID.
+How a lookup scales: the submission's keys are sorted once (packed with their positions,
+a plain sort), so the binary searches walk the index in order, each block within one small
+slice of it; every pass is O(n) or O(n log n) numpy work, in threads (numpy releases the
+GIL), and blocks of ``BLOCK`` UIDs bound the temporaries to a few MB beyond ~27 bytes a UID.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 BLOCK = 1 << 15
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 
@@ -81,6 +82,7 @@ class UidIndex:
     sizes: tuple[int, ...]
     scheme: str
     width: int
+    low_bits: int  # keys hold a 64-bit UID key's top bits with the entry number below
     keys: npt.NDArray[np.uint64]
     check: np.ndarray
     codes: npt.NDArray[np.int8]
@@ -105,25 +107,36 @@ class UidIndex:
                 keys[at + start : at + start + len(q.key)] = q.key
 
             _parallel(fill, len(raw))
-        order = np.argsort(keys)
-        keys.sort()  # equal to keys[order], without a second array
+        order, prefix = _sort_positions(keys, keep_positions=True)
         codes, rows = _split_rows(order, starts)
         del order
         check = _gather_checks(list(arrays.values()), codes, rows, scheme, width)
-        index = cls(tuple(arrays), sizes, scheme, width, keys, check, codes, rows)
+        low_bits = 64 - bin(int(prefix)).count("1")
+        index = cls(tuple(arrays), sizes, scheme, width, low_bits, keys, check, codes, rows)
         index._reject_duplicates(arrays)
         return index
 
     def _reject_duplicates(self, arrays: Mapping[str, tuple[np.ndarray, Kind]]) -> None:
-        same = np.flatnonzero(self.keys[1:] == self.keys[:-1])
-        same = same[_equal(self.check[same], self.check[same + 1])]
-        if len(same) == 0:
+        """A UID in two places: equal check values among entries that share a key prefix."""
+        low = np.uint64((1 << self.low_bits) - 1)
+        shared = (self.keys[1:] ^ self.keys[:-1]) <= low
+        idx = np.flatnonzero(np.concatenate([[False], shared]) | np.append(shared, False))
+        if len(idx) == 0:
             return
-        where = [(self.splits[self.codes[i]], int(self.rows[i])) for i in (same[0], same[0] + 1)]
+        rows = np.ascontiguousarray(self.check[idx]).reshape(len(idx), -1)
+        ident = np.concatenate(
+            [(self.keys[idx] & ~low)[:, None].view(np.uint8), rows.view(np.uint8)], axis=1
+        )
+        _, first, counts = np.unique(ident, axis=0, return_index=True, return_counts=True)
+        if not bool(np.any(counts > 1)):
+            return
+        dup = ident[first[counts > 1][0]]
+        hits = idx[np.flatnonzero((ident == dup).all(axis=1))[:2]]
+        where = [(self.splits[self.codes[i]], int(self.rows[i])) for i in hits]
         raw, kind = arrays[where[0][0]]
         uid = str(canonical_strings(raw[[where[0][1]]], kind)[0])
         raise ConfigError(
-            f"{len(same)} UIDs occur twice in the dataset, e.g. {uid!r} in "
+            f"{int((counts - 1).sum())} UIDs occur twice in the dataset, e.g. {uid!r} in "
             f"{where[0][0]} row {where[0][1]} and {where[1][0]} row {where[1][1]}"
         )
 
@@ -155,6 +168,7 @@ class UidIndex:
                 "format": INDEX_FORMAT,
                 "scheme": self.scheme,
                 "width": self.width,
+                "low_bits": self.low_bits,
                 "splits": list(self.splits),
                 "sizes": list(self.sizes),
                 "manifest": manifest_hash,
@@ -181,6 +195,7 @@ class UidIndex:
             tuple(meta["sizes"]),
             meta["scheme"],
             int(meta["width"]),
+            int(meta["low_bits"]),
             arrays["keys"],
             check,
             arrays["codes"],
@@ -208,7 +223,8 @@ class UidIndex:
 
         _parallel(keys_of, n)
         check = kept if kept is not None else check
-        order, prefix = _sort_positions(key)  # key's memory now holds the sorted prefixes
+        # key's memory now holds the sorted key prefixes
+        order, prefix = _sort_positions(key, min_bits=self.low_bits)
         valid = valid[order]
         codes = np.full(n, -1, np.int8)
         rows = np.full(n, -1, np.int64)
@@ -308,22 +324,25 @@ def _parallel(fn: Callable[[int], None], n: int) -> None:
             pass
 
 
-def _sort_positions(key: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.int64], np.uint64]:
+def _sort_positions(
+    key: npt.NDArray[np.uint64], *, min_bits: int = 1, keep_positions: bool = False
+) -> tuple[npt.NDArray[np.int64], np.uint64]:
     """Sort keys with their positions packed into the low bits (a plain sort is ~4x faster
-    than argsort). Returns the positions in key order and the mask of the kept key bits;
-    ``key`` is overwritten with its sorted, masked prefixes."""
+    than argsort and needs no second array). Returns the positions in key order and the mask
+    of the key bits kept; ``key`` is overwritten with its sorted prefixes (with the positions
+    still in the low bits if ``keep_positions``)."""
     n = len(key)
-    bits = max(1, (n - 1).bit_length())
+    bits = max(min_bits, (n - 1).bit_length(), 1)
     low = np.uint64((1 << bits) - 1)
     prefix = ~low
     key &= prefix
-    for start in range(0, n, BLOCK * 32):
-        key[start : start + BLOCK * 32] |= np.arange(
-            start, min(n, start + BLOCK * 32), dtype=np.uint64
-        )
+    step = BLOCK * 32
+    for start in range(0, n, step):
+        key[start : start + step] |= np.arange(start, min(n, start + step), dtype=np.uint64)
     key.sort()
     order = (key & low).view(np.int64)
-    key &= prefix
+    if not keep_positions:
+        key &= prefix
     return order, prefix
 
 
