@@ -108,3 +108,52 @@ def build_tiny_dataset(root: Path, *, seed: int = 0) -> Dataset:
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     """A prepared tiny dataset (read-only: tests must not modify it)."""
     return build_tiny_dataset(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """The real demo benchmark, prepared and embedded once per session (read-only).
+
+    Its data root is ``demo_dataset.dir.root.parent``:
+    ``HarnessSettings(data_root=demo_dataset.dir.root.parent)``.
+    """
+    from harness.datasets.preparers import prepare_dataset
+    from harness.embed import embed_dataset
+    from harness.settings import HarnessSettings
+    from harness.specs import load_benchmark
+
+    settings = HarnessSettings(data_root=tmp_path_factory.mktemp("demo-data"))
+    spec = load_benchmark(settings.configs_dir).dataset("demo")
+    ds = prepare_dataset(spec=spec, settings=settings)
+    embed_dataset(ds=ds, settings=settings)
+    return ds
+
+
+def _write_csv_release(
+    root: Path, *, splits: tuple[str, ...] = ("train", "val1", "test1"), rows: int = 6
+) -> Path:
+    from PIL import Image
+
+    classes = ["bicycle", "chair", "tree"]
+    rng = np.random.default_rng(0)
+    (root / "images" / "sub").mkdir(parents=True)
+    for split in splits:
+        uids = [f"{split}-{i}" for i in range(rows)]
+        names = [f"sub/{u}.png" if i % 2 else f"{u}.png" for i, u in enumerate(uids)]
+        for name in names:
+            pixels = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "images" / name, format="PNG")
+        labels = [classes[i % 3] for i in range(rows)]
+        frame = {"uid": uids, "label": labels, "filename": names, "region": "Africa"}
+        pd.DataFrame(frame).to_csv(root / f"{split}.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def make_csv_release() -> object:
+    """``make_csv_release(root, splits=(...), rows=6)`` writes a research-style release.
+
+    One CSV per split (uid, label as a class name among bicycle/chair/tree, filename, region)
+    and real PNGs under ``images/`` (odd rows in ``images/sub/``); returns ``root``.
+    """
+    return _write_csv_release

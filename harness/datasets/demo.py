@@ -42,6 +42,7 @@ similar to the task's query set beats random selection at a 10% budget on every 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -50,10 +51,11 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.datasets.dataset import DatasetDir
-from harness.datasets.preparers import PREPARERS, content_checksums, images_checksum
+from harness.datasets.preparers import PREPARERS, combined_checksum, content_checksums
 from harness.datasets.writer import write_splits
 from harness.settings import HarnessSettings
 from harness.specs import DatasetSpec
+from submissions.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -226,11 +228,33 @@ def split_table(
     )  # fmt: skip
 
 
-def write_png(path: Path, image: npt.NDArray[np.uint8]) -> None:
-    """Uncompressed greyscale PNG: the same bytes whatever zlib the machine has."""
-    from PIL import Image
+def png_bytes(image: npt.NDArray[np.uint8]) -> bytes:
+    """An 8-bit greyscale PNG with stored (uncompressed) deflate blocks, written by hand.
 
-    Image.fromarray(image).save(path, format="PNG", compress_level=0)
+    Every byte is fixed by the pixels alone: no encoder, zlib level or library version can
+    change it, which is what makes the demo's image checksums portable.
+    """
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    h, w = image.shape
+    header = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)  # 8-bit grey, no interlace
+    raw = b"".join(b"\x00" + row.tobytes() for row in np.ascontiguousarray(image, np.uint8))
+    return b"".join(
+        [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(raw, 0)),
+         chunk(b"IEND", b"")]
+    )  # fmt: skip
+
+
+def write_png(path: Path, image: npt.NDArray[np.uint8]) -> str:
+    """Write :func:`png_bytes` of ``image`` to ``path``; returns the file's sha256."""
+    data = png_bytes(image)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 @PREPARERS.register("demo")
@@ -243,23 +267,26 @@ def prepare_demo(
 ) -> None:
     """Build the demo benchmark into ``out`` (``source`` is unused: the data ships in packages)."""
     del settings, source
-    data = load_sources()
-    labels = {name: y for name, (_, y) in data.items()}
-    bold = {name: bold_mask(x, y) for name, (x, y) in data.items()}
+    data_by_source = load_sources()
+    labels = {name: y for name, (_, y) in data_by_source.items()}
+    bold = {name: bold_mask(x, y) for name, (x, y) in data_by_source.items()}
     members = assign_splits(labels, bold)
+    unknown = [s for s in spec.split_names() if s not in members]
+    if unknown:
+        raise ConfigError(f"the demo preparer builds {sorted(members)}, not {unknown}")
     rng = np.random.default_rng(SEED + 1)
     splits = {name: split_table(members[name], labels, rng) for name in spec.split_names()}
     image_root = out.root / spec.image_root
     image_root.mkdir(parents=True, exist_ok=True)
+    digests = {}
     for df in splits.values():
         for src, idx, fname in zip(df["source"], df["source_index"], df["filename"], strict=True):
-            write_png(image_root / fname, data[src][0][idx])
-    filenames = [f for df in splits.values() for f in df["filename"]]
+            digests[fname] = write_png(image_root / fname, data_by_source[src][0][idx])
     extra = {
         "name": spec.name,
         "preparer": "demo",
         "seed": SEED,
-        "images": images_checksum(image_root, filenames),
+        "images": combined_checksum(digests),
         "content_sha256": content_checksums(splits),
     }
     write_splits(out, splits, dataset_version=spec.version, extra=extra)

@@ -36,7 +36,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREPARER = "csv_release"
 # Modules whose import registers preparers; imported lazily so the registry stays light.
-PREPARER_MODULES = ("harness.datasets.demo", "harness.datasets.csv_release")
+PREPARER_MODULES = (
+    "harness.datasets.demo",
+    "harness.datasets.csv_release",
+    "harness.datasets.demo_detection",
+    "harness.datasets.demo_reid",
+)
 
 
 class Preparer(Protocol):
@@ -63,7 +68,8 @@ def get_preparer(name: str) -> Preparer:
     import importlib.util
 
     for module in PREPARER_MODULES:
-        importlib.import_module(module)
+        if importlib.util.find_spec(module) is not None:  # listed before it is written is fine
+            importlib.import_module(module)
     conventional = f"harness.datasets.{name}"
     if name not in PREPARERS and name.isidentifier() and importlib.util.find_spec(conventional):
         importlib.import_module(conventional)
@@ -91,9 +97,13 @@ def prepare_dataset(
     if scratch.root.exists():
         shutil.rmtree(scratch.root)
     scratch.root.mkdir(parents=True)
-    preparer(spec, out=scratch, settings=settings, source=source)
-    if not scratch.is_prepared():
-        raise RuntimeError(f"preparer of {spec.name} finished without writing a manifest")
+    try:
+        preparer(spec, out=scratch, settings=settings, source=source)
+        if not scratch.is_prepared():
+            raise RuntimeError(f"preparer of {spec.name} finished without writing a manifest")
+    except BaseException:
+        shutil.rmtree(scratch.root, ignore_errors=True)
+        raise
     if target.root.exists():
         shutil.rmtree(target.root)
     scratch.root.rename(target.root)
@@ -102,12 +112,16 @@ def prepare_dataset(
 
 
 def images_checksum(image_root: Path, filenames: Iterable[str]) -> dict[str, object]:
-    """One checksum over every image: sha256 of ``name<TAB>sha256(file)`` lines, names sorted."""
+    """One checksum over every image file (see :func:`combined_checksum`)."""
+    return combined_checksum({n: sha256_file(image_root / n) for n in set(filenames)})
+
+
+def combined_checksum(digests: Mapping[str, str]) -> dict[str, object]:
+    """sha256 of ``name<TAB>sha256(file)`` lines, names sorted; and the number of files."""
     h = hashlib.sha256()
-    names = sorted(set(filenames))
-    for name in names:
-        h.update(f"{name}\t{sha256_file(image_root / name)}\n".encode())
-    return {"files": len(names), "sha256": h.hexdigest()}
+    for name in sorted(digests):
+        h.update(f"{name}\t{digests[name]}\n".encode())
+    return {"files": len(digests), "sha256": h.hexdigest()}
 
 
 def content_checksums(splits: Mapping[str, pd.DataFrame]) -> dict[str, str]:

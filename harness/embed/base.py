@@ -144,6 +144,8 @@ class EmbeddingStore:
         }
         self.write_split(split, arrays, uids=uids)
         shutil.rmtree(self.root / ".partial" / split)
+        if not any((self.root / ".partial").iterdir()):
+            (self.root / ".partial").rmdir()
 
     def write_pool_scores(self, pool: str) -> dict[str, float]:
         """Each pool sample's image-caption cosine similarity; returns their means."""
