@@ -42,10 +42,10 @@ import numpy.typing as npt
 from harness.datasets.uid_keys import (
     Query,
     check_block,
-    is_hex128,
+    choose_scheme,
+    gather_checks,
     lo_halves,
     query_block,
-    text_width,
 )
 from submissions.errors import ConfigError, DataNotFound
 from submissions.subset_file import Kind, as_uid_array, canonical_strings
@@ -96,7 +96,7 @@ class UidIndex:
         arrays = {s: _as_lookup_array(u) for s, u in split_uids.items()}
         if len(arrays) > 127:
             raise ConfigError("a dataset may have at most 127 splits")
-        scheme, width = _choose_scheme(list(arrays.values()))
+        scheme, width = choose_scheme(list(arrays.values()), BLOCK)
         sizes = tuple(len(a) for a, _ in arrays.values())
         starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         keys = np.empty(int(starts[-1]), np.uint64)
@@ -110,7 +110,9 @@ class UidIndex:
         order, prefix = _sort_positions(keys, keep_positions=True)
         codes, rows = _split_rows(order, starts)
         del order
-        check = _gather_checks(list(arrays.values()), codes, rows, scheme, width)
+        check = gather_checks(
+            list(arrays.values()), codes, rows, scheme=scheme, width=width, block=BLOCK
+        )
         low_bits = 64 - bin(int(prefix)).count("1")
         index = cls(tuple(arrays), sizes, scheme, width, low_bits, keys, check, codes, rows)
         index._reject_duplicates(arrays)
@@ -379,37 +381,6 @@ def _split_rows(
         codes[b : b + len(o)] = c
         rows[b : b + len(o)] = o - starts[c]
     return codes, rows
-
-
-def _choose_scheme(arrays: list[tuple[np.ndarray, Kind]]) -> tuple[str, int]:
-    """hex128 when every UID is 128-bit (either form), else text as wide as the longest UID."""
-    blocks = [(a[i : i + BLOCK], k) for a, k in arrays for i in range(0, len(a), BLOCK)]
-    if blocks and all(is_hex128(b, k) for b, k in blocks):
-        return "hex128", 0
-    width = max((text_width(b, k) for b, k in blocks), default=0)
-    return "text", max(2, width + (width & 1))  # even: the hash reads 64-bit words
-
-
-def _gather_checks(
-    arrays: list[tuple[np.ndarray, Kind]],
-    codes: npt.NDArray[np.int8],
-    rows: np.ndarray,
-    scheme: str,
-    width: int,
-) -> np.ndarray:
-    """The check value of every sorted entry, gathered from the split arrays block by block."""
-    if scheme == "text":
-        out: np.ndarray = np.empty((len(codes), width), np.uint32)
-    else:
-        out = np.empty(len(codes), np.uint64)
-    for start in range(0, len(codes), BLOCK):
-        c, r = codes[start : start + BLOCK], rows[start : start + BLOCK]
-        part = out[start : start + BLOCK]
-        for code, (raw, kind) in enumerate(arrays):
-            sel = np.flatnonzero(c == code)
-            if len(sel):
-                part[sel] = check_block(raw[r[sel]], kind, scheme=scheme, width=width)
-    return out
 
 
 def _meta(index_dir: Path) -> dict:

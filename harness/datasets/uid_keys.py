@@ -156,3 +156,36 @@ def is_hex128(raw: np.ndarray, kind: Kind) -> bool:
     return kind == "uid128" or (
         kind in ("str", "bytes") and bool(_hex128_parts(raw, kind)[0].all())
     )
+
+
+def choose_scheme(arrays: list[tuple[np.ndarray, Kind]], block: int) -> tuple[str, int]:
+    """hex128 when every UID is 128-bit (either form), else text as wide as the longest UID."""
+    blocks = [(a[i : i + block], k) for a, k in arrays for i in range(0, len(a), block)]
+    if blocks and all(is_hex128(b, k) for b, k in blocks):
+        return "hex128", 0
+    width = max((text_width(b, k) for b, k in blocks), default=0)
+    return "text", max(2, width + (width & 1))  # even: the hash reads 64-bit words
+
+
+def gather_checks(
+    arrays: list[tuple[np.ndarray, Kind]],
+    codes: npt.NDArray[np.int8],
+    rows: np.ndarray,
+    *,
+    scheme: str,
+    width: int,
+    block: int,
+) -> np.ndarray:
+    """The check value of every sorted entry, gathered from the split arrays block by block."""
+    if scheme == "text":
+        out: np.ndarray = np.empty((len(codes), width), np.uint32)
+    else:
+        out = np.empty(len(codes), np.uint64)
+    for start in range(0, len(codes), block):
+        c, r = codes[start : start + block], rows[start : start + block]
+        part = out[start : start + block]
+        for code, (raw, kind) in enumerate(arrays):
+            sel = np.flatnonzero(c == code)
+            if len(sel):
+                part[sel] = check_block(raw[r[sel]], kind, scheme=scheme, width=width)
+    return out
