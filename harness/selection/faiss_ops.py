@@ -87,11 +87,17 @@ def single_thread_if_small(n_rows: int, *, limit: int = SMALL_POOL_ROWS) -> Iter
 
 
 def normalize(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    """Rows scaled to unit L2 norm (a contiguous float32 copy; zero rows stay zero)."""
-    out = np.array(x, dtype=np.float32, order="C", copy=True)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    np.divide(out, norms, out=out, where=norms > 0)
-    return out
+    """Rows scaled to unit L2 norm, contiguous float32; zero rows stay zero.
+
+    Rows already of unit norm (stored CLIP embeddings usually are) are returned without a
+    copy when the input is contiguous float32, which saves a pass over large pools.
+    """
+    arr = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", arr, arr))
+    if len(norms) and float(np.max(np.abs(norms - 1.0))) < 1e-4:
+        return arr
+    out = arr / np.where(norms > 0, norms, 1.0)[:, None]
+    return out.astype(np.float32, copy=False)
 
 
 def chunks(n: int, size: int = CHUNK_ROWS) -> Iterator[tuple[int, int]]:

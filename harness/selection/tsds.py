@@ -8,7 +8,8 @@ the subset is ``budget`` draws from ``p`` without replacement.
 1. Each query point j may send its mass 1/m only to its K nearest pool rows N(j) (cosine,
    exact FAISS search); cost C_ji = 1 - cos(q_j, x_i).
 2. Diversity: a Gaussian kernel density of each neighbour within its neighbourhood,
-   rho_ji = sum_{l in N(j)} exp(-|x_i - x_l|^2 / (2 h^2))  (>= 1: the point itself).
+   rho_ji = sum_{l in N(j)} exp(-|x_i - x_l|^2 / (2 h^2))  (>= 1: the point itself),
+   estimated from ``kde_sample`` evenly spaced members when K is larger (cost O(K * s * d)).
 3. Minimising  sum_ji g_ji (C_ji + t * b * log rho_ji) + t * sum_ji g_ji log g_ji  over
    transport plans g whose query marginal is uniform (a semi-relaxed entropic OT problem)
    has the closed form  g_ji = (1/m) exp(-C_ji / t) rho_ji^-b / sum_{l in N(j)} (same for l).
@@ -17,9 +18,10 @@ the subset is ``budget`` draws from ``p`` without replacement.
 4. p_i = sum_j g_ji; draw ``budget`` distinct rows with probability proportional to p
    (Gumbel top-k, i.e. successive sampling without replacement).
 
-K defaults to ``oversample * budget / m`` and doubles (up to ``max_neighbours``) until the
-rows with positive probability outnumber the budget; if they still do not, the subset is
-that whole support and ``natural_size`` says how many rows it has.
+K is the larger of ``oversample * budget / m`` and the smallest K whose neighbourhoods cover
+the budget, at most ``max_neighbours`` (one search at that size, then the prefix); if even
+those do not cover the budget, the subset is the whole support and ``natural_size`` says how
+many rows it has. ``neighbours`` fixes K instead.
 
     out = selector("tsds")(ctx, 430, rng=rng, temperature=0.05, diversity=1.0)
 """
@@ -45,19 +47,25 @@ def neighbourhoods(
     x: npt.NDArray[np.float32],
     q: npt.NDArray[np.float32],
     *,
-    k: int,
+    k_min: int,
     need: int,
     max_k: int,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """k-NN of every query point, k doubled until the union of neighbourhoods has ``need``."""
-    k = max(1, min(k, max_k, len(x)))
-    while True:
-        sims, ids = faiss_ops.knn_cosine(q, x, k=k, progress=ctx.progress)
-        support = len(np.unique(ids))
-        if support >= need or k >= min(max_k, len(x)):
-            return sims, ids
-        log.info("tsds: %d rows in %d-NN neighbourhoods < %d; doubling k", support, k, need)
-        k = min(2 * k, max_k, len(x))
+    """The k-NN of every query point for the smallest k >= k_min whose union has ``need`` rows.
+
+    One exact search at ``max_k`` (its cost is the pass over the pool, nearly the same for
+    any k), then the smallest prefix that is large enough: the union size of every prefix
+    comes from one ``np.unique`` over the first column each row appears in.
+    """
+    k_max = max(1, min(max_k, len(x)))
+    sims, ids = faiss_ops.knn_cosine(q, x, k=k_max, progress=ctx.progress)
+    _, first = np.unique(ids.T.ravel(), return_index=True)  # column-major: index // m = column
+    union = np.cumsum(np.bincount(first // len(q), minlength=k_max))  # union[k-1] for prefix k
+    k = max(min(k_min, k_max), int(np.searchsorted(union, need)) + 1)
+    k = min(k, k_max)
+    if union[k - 1] < need:
+        log.info("tsds: %d rows in the %d-NN neighbourhoods < %d", union[k - 1], k, need)
+    return sims[:, :k], ids[:, :k]
 
 
 def transport_mass(
@@ -69,29 +77,57 @@ def transport_mass(
     temperature: float,
     bandwidth: float,
     diversity: float,
+    kde_sample: int = 128,
 ) -> npt.NDArray[np.float64]:
     """Probability of every pool row: the column marginal of the closed-form transport plan."""
-    m = len(ids)
+    from threadpoolctl import threadpool_limits
+
     p = np.zeros(len(x), dtype=np.float64)
+    with threadpool_limits(limits=1):  # small GEMMs: threads cost more than they give
+        _accumulate(ctx, x, sims, ids, p, temperature, bandwidth, diversity, kde_sample)
+    return p
+
+
+def _accumulate(
+    ctx: SelectionContext,
+    x: npt.NDArray[np.float32],
+    sims: npt.NDArray[np.float32],
+    ids: npt.NDArray[np.int64],
+    p: npt.NDArray[np.float64],
+    temperature: float,
+    bandwidth: float,
+    diversity: float,
+    kde_sample: int,
+) -> None:
+    m = len(ids)
     for j in range(m):
         cost = 1.0 - sims[j].astype(np.float64)
         logw = -(cost - cost.min()) / temperature
         if diversity > 0:
-            logw -= diversity * np.log(_local_density(x, ids[j], bandwidth))
+            logw -= diversity * np.log(_local_density(x, ids[j], bandwidth, kde_sample))
         w = np.exp(logw - logw.max())
         np.add.at(p, ids[j], w / (w.sum() * m))
         if (j + 1) % 64 == 0 or j + 1 == m:
             ctx.progress("transport plan", j + 1, m)
-    return p
 
 
 def _local_density(
-    x: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], bandwidth: float
+    x: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], bandwidth: float, sample: int
 ) -> npt.NDArray[np.float64]:
-    """Gaussian kernel density of each row among ``rows`` (unit vectors: |a-b|^2 = 2-2cos)."""
+    """Gaussian kernel density of each row among ``rows`` (unit vectors: |a-b|^2 = 2-2cos).
+
+    rho_i = 1 + sum_{l != i} k(x_i, x_l). With more than ``sample`` rows the sum runs over
+    ``sample`` evenly spaced members (by similarity rank) scaled up to all of them, which keeps
+    the cost at O(K * sample * d) per neighbourhood instead of O(K^2 * d).
+    """
     z = faiss_ops.normalize(x[np.sort(rows)])[np.argsort(np.argsort(rows))]
-    sq = np.clip(2.0 - 2.0 * (z @ z.T), 0.0, None)
-    dens: npt.NDArray[np.float64] = np.exp(-sq / (2.0 * bandwidth**2)).sum(axis=1, dtype=np.float64)
+    ref = np.unique(np.linspace(0, len(z) - 1, min(sample, len(z))).astype(np.int64))
+    kernel = np.exp(-np.clip(2.0 - 2.0 * (z @ z[ref].T), 0.0, None) / (2.0 * bandwidth**2))
+    kernel[ref, np.arange(len(ref))] = 0.0  # the self term is the 1 below
+    others = np.full(len(z), len(ref), dtype=np.float64)  # sampled members other than i
+    others[ref] -= 1
+    scale = (len(z) - 1) / np.maximum(others, 1)
+    dens: npt.NDArray[np.float64] = 1.0 + scale * kernel.sum(axis=1, dtype=np.float64)
     return dens
 
 
@@ -115,20 +151,31 @@ def tsds(
     features: Literal["image", "text"] = "image",
     captions: Captions = "nolabel",
     neighbours: int | None = None,
-    oversample: float = 2.0,
+    oversample: float = 4.0,
     max_neighbours: int = 2048,
     temperature: float = 0.05,
     bandwidth: float = 0.2,
     diversity: float = 1.0,
+    kde_sample: int = 128,
 ) -> SelectionOutput:
     """TSDS (see the module docstring): OT alignment to the query set plus KDE diversity."""
     _check_positive(temperature=temperature, bandwidth=bandwidth, oversample=oversample)
     kind = "image" if features == "image" else TEXT_KIND[captions]
     x, q = ctx.features(kind)
-    k0 = neighbours or math.ceil(oversample * budget / len(q))
-    sims, ids = neighbourhoods(ctx, x, q, k=k0, need=budget, max_k=max_neighbours)
+    if neighbours:  # a fixed neighbourhood size
+        sims, ids = neighbourhoods(ctx, x, q, k_min=neighbours, need=0, max_k=neighbours)
+    else:
+        k_min = math.ceil(oversample * budget / len(q))
+        sims, ids = neighbourhoods(ctx, x, q, k_min=k_min, need=budget, max_k=max_neighbours)
     p = transport_mass(
-        ctx, x, sims, ids, temperature=temperature, bandwidth=bandwidth, diversity=diversity
+        ctx,
+        x,
+        sims,
+        ids,
+        temperature=temperature,
+        bandwidth=bandwidth,
+        diversity=diversity,
+        kde_sample=kde_sample,
     )
     rows = sample_without_replacement(p, budget, rng)
     support = int(np.count_nonzero(p))

@@ -277,3 +277,19 @@ def test_cluster_cut_follows_the_query_votes() -> None:
     assert out.size == 100 and out.metadata["natural_size"] > 100
     from_a = int((out.rows < 500).sum())
     assert 65 <= from_a <= 85  # 3:1 query votes -> about 75:25
+
+
+def test_sampled_kernel_density_estimates_the_exact_one() -> None:
+    from harness.selection.tsds import _local_density
+
+    rng = np.random.default_rng(9)
+    x = (unit(rng, 8, 16)[rng.integers(0, 8, 600)] + 0.1 * rng.normal(size=(600, 16))).astype(
+        np.float32
+    )
+    rows = rng.permutation(600)
+    exact = _local_density(x, rows, 0.3, 600)
+    sampled = _local_density(x, rows, 0.3, 120)
+    z = x / np.linalg.norm(x, axis=1, keepdims=True)
+    brute = np.exp(-np.clip(2 - 2 * z[rows] @ z[rows].T, 0, None) / (2 * 0.3**2)).sum(1)
+    np.testing.assert_allclose(exact, brute, rtol=1e-4)
+    assert np.median(np.abs(sampled / exact - 1)) < 0.15
