@@ -1,0 +1,321 @@
+"""``detection``: ultralytics YOLO trained on exactly the subset's images and boxes.
+
+    recipes:
+      detection_yolo:
+        kind: detection
+        task_types: [detection]
+        params: {model: yolov8n.yaml, image_size: 640, epochs: 50, batch_size: 16}
+
+The training set is a YOLO dataset directory written into a scratch run directory: one
+symlink (or copy) per subset image plus its label file from the split's ``boxes`` column
+(docs/benchmark-format.md, "Detection splits"), and a ``data.yaml``. Ultralytics' own model
+selection (``best.pt``) sees only a UID-hash holdout of the subset (``val_fraction``), never
+a test split. Each task is then scored on its whole test split by :func:`detection_scores`
+(mAP@0.5 and mAP@0.5:0.95, COCO-style 101-point interpolation as ultralytics computes it).
+
+Fully offline (harness.recipes.yolo_env): the ultralytics config directory is inside the run
+directory, settings sync is off, plots are off (no font download) and AMP runs only as bf16 on
+CUDA (the fp16 AMP self-check would fetch weights). ``model`` is a model YAML shipped with
+ultralytics (``yolov8n.yaml``), a YAML file, or local ``.pt`` weights under
+``settings.weights_dir``; nothing is ever downloaded. ``scale`` rescales a YAML model
+(``[depth, width, max_channels]``), which is how the CPU demo recipe stays tiny.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from harness.metrics import Scores
+from harness.recipes.base import Params, TrainContext
+from harness.recipes.registry import register_kind
+from harness.recipes.scoring import SCORERS
+from submissions.errors import ConfigError, DataNotFound
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from harness.datasets import Dataset
+
+log = logging.getLogger(__name__)
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+
+
+class DetectionParams(Params):
+    model: str = Field("yolov8n.yaml", description="ultralytics model YAML or local .pt weights")
+    scale: tuple[float, float, int] | None = Field(
+        None, description="[depth, width, max_channels] override for a YAML model"
+    )
+    image_size: int = Field(640, ge=32, description="training/inference size (multiple of 32)")
+    epochs: int = Field(50, gt=0)
+    batch_size: int = Field(16, gt=1)
+    optimizer: Literal["auto", "SGD", "Adam", "AdamW"] = "auto"
+    lr0: float | None = Field(None, gt=0, description="initial lr; None: ultralytics' default")
+    warmup_epochs: float = Field(3.0, ge=0)
+    mosaic: float = Field(1.0, ge=0, le=1)
+    fliplr: float = Field(0.5, ge=0, le=1, description="0 for classes that flipping changes")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="UID-hash holdout of the subset")
+    val: bool = Field(True, description="validate on the holdout every epoch (picks best.pt)")
+    patience: int = Field(100, ge=1, description="ultralytics early-stopping patience (epochs)")
+    amp: bool = Field(False, description="bf16 autocast on CUDA; never on the CPU")
+    workers: int = Field(2, ge=0, description="dataloader worker processes")
+    conf: float = Field(0.001, gt=0, lt=1, description="confidence floor of scored detections")
+    nms_iou: float = Field(0.7, gt=0, lt=1)
+    max_det: int = Field(300, gt=0)
+
+
+@dataclass(frozen=True)
+class DetectionPredictor:
+    """A trained YOLO model; ``predict`` gives each image's detections."""
+
+    ds: Dataset
+    model: Any  # ultralytics YOLO with the trained weights loaded
+    params: DetectionParams
+    device: str
+
+    def predict(self, split: str) -> npt.NDArray[np.object_]:
+        """Per image of ``split`` (row order): float array (k, 6) of x1, y1, x2, y2, conf, cls
+        in coordinates normalised to the image."""
+        paths = [str(self.ds.image_root / f) for f in self.ds.split(split)["filename"]]
+        out = np.empty(len(paths), dtype=object)
+        p = self.params
+        for start in range(0, len(paths), 256):  # bounded memory on large test splits
+            results = self.model.predict(
+                paths[start : start + 256],
+                imgsz=p.image_size,
+                conf=p.conf,
+                iou=p.nms_iou,
+                max_det=p.max_det,
+                device=self.device,
+                verbose=False,
+                batch=p.batch_size,
+            )
+            for i, r in enumerate(results):
+                b = r.boxes
+                out[start + i] = np.column_stack(
+                    [b.xyxyn.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy()]
+                ).astype(np.float64)
+        return out
+
+
+@register_kind(
+    "detection",
+    params=DetectionParams,
+    task_types=("detection",),
+    libraries=("numpy", "torch", "ultralytics"),
+)
+def train(*, ctx: TrainContext, seed: int) -> DetectionPredictor:
+    """Train YOLO on the subset's images and boxes; returns a predictor of its best weights."""
+    import tempfile
+
+    from harness.recipes.yolo_env import train_yolo
+
+    p: DetectionParams = ctx.params
+    names = class_names(ctx.ds)
+    # The YOLO dataset (symlinks + labels) and ultralytics' run files live only while training;
+    # the trained model stays in memory.
+    with tempfile.TemporaryDirectory(prefix="tdc-detection-") as tmp:
+        run_dir = Path(tmp)
+        data_yaml = write_yolo_dataset(
+            ctx=ctx, table=ctx.subset_table(), names=names, root=run_dir / "data"
+        )
+        model = train_yolo(
+            params=p,
+            data_yaml=data_yaml,
+            run_dir=run_dir,
+            nc=len(names),
+            seed=seed,
+            device=ctx.device,
+            weights_dir=ctx.weights_dir,
+        )
+    return DetectionPredictor(ctx.ds, model, p, ctx.device)
+
+
+# --- the training set on disk ------------------------------------------------------------
+
+
+def parse_boxes(cell: Any) -> npt.NDArray[np.float64]:
+    """One ``boxes`` cell (JSON text or a list) as a (k, 5) array of cls, cx, cy, w, h."""
+    raw = json.loads(cell) if isinstance(cell, str) else cell
+    arr = np.asarray(raw if raw is not None else [], dtype=np.float64).reshape(-1, 5)
+    if len(arr) and (arr[:, 1:].min() < 0 or arr[:, 1:].max() > 1 or (arr[:, 3:] <= 0).any()):
+        raise DataNotFound(f"boxes must be normalised [cls, cx, cy, w, h], got {raw!r}")
+    return arr
+
+
+def split_boxes(ds: Dataset, split: str) -> list[npt.NDArray[np.float64]]:
+    table = ds.split(split)
+    if "boxes" not in table.columns:
+        raise DataNotFound(f"split {split!r} of {ds.spec.name} has no 'boxes' column")
+    return [parse_boxes(c) for c in table["boxes"]]
+
+
+def class_names(ds: Dataset) -> list[str]:
+    """The manifest's ``classes`` list, else "0".."k" for k = the largest class id in the pool."""
+    names = ds.manifest.get("classes")
+    if names:
+        return [str(n) for n in names]
+    boxes = split_boxes(ds, ds.spec.pool)
+    top = max((int(b[:, 0].max()) for b in boxes if len(b)), default=0)
+    return [str(i) for i in range(top + 1)]
+
+
+def write_yolo_dataset(
+    *, ctx: TrainContext, table: pd.DataFrame, names: Sequence[str], root: Path
+) -> Path:
+    """Images (symlinks) + label files of ``table`` split into train / holdout; the data.yaml."""
+    import yaml
+
+    from harness.recipes.base import uid_holdout
+
+    held = uid_holdout(table["uid"].astype(str).tolist(), ctx.params.val_fraction)
+    train_dir = _write_part(ctx.ds, table[~held], root / "train", len(names))
+    # Without a holdout, ultralytics' final validation runs on the training images.
+    val_dir = (
+        _write_part(ctx.ds, table[held], root / "val", len(names)) if held.any() else train_dir
+    )
+    data = {
+        "path": str(root),
+        "train": str(train_dir),
+        "val": str(val_dir),
+        "names": dict(enumerate(names)),
+    }
+    path = root / "data.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _write_part(ds: Dataset, table: pd.DataFrame, root: Path, nc: int) -> Path:
+    images, labels = root / "images", root / "labels"
+    images.mkdir(parents=True, exist_ok=True)
+    labels.mkdir(parents=True, exist_ok=True)
+    for uid, fname, cell in zip(table["uid"], table["filename"], table["boxes"], strict=True):
+        src = ds.image_root / str(fname)
+        if not src.is_file():
+            raise DataNotFound(f"image missing: {src}")
+        # Named by UID: unique, and the label file must share the image's stem.
+        link = images / f"{uid}{src.suffix}"
+        try:
+            link.symlink_to(src.resolve())
+        except OSError:  # filesystems without symlinks
+            import shutil
+
+            shutil.copyfile(src, link)
+        boxes = parse_boxes(cell)
+        if len(boxes) and boxes[:, 0].max() >= nc:
+            raise DataNotFound(f"{uid}: class {int(boxes[:, 0].max())} but only {nc} classes")
+        lines = "".join(f"{int(b[0])} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f} {b[4]:.6f}\n" for b in boxes)
+        (labels / f"{uid}.txt").write_text(lines)
+    return images
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+def detection_scores(
+    *, truth: Sequence[npt.NDArray[np.float64]], preds: Sequence[npt.NDArray[np.float64]]
+) -> Scores:
+    """mAP@0.5 and mAP@0.5:0.95 over every image and every class with test boxes.
+
+    ``truth[i]``: (k, 5) cls, cx, cy, w, h; ``preds[i]``: (m, 6) x1, y1, x2, y2, conf, cls,
+    all normalised. A class with test boxes but no correct detection has AP 0; images without
+    detections count (their boxes are missed). ``per_class``: AP@0.5 per class id.
+    """
+    if len(truth) != len(preds):
+        raise ValueError(f"{len(preds)} predictions for {len(truth)} test images")
+    tps, confs, pcls, tcls = [], [], [], []
+    for t, p in zip(truth, preds, strict=True):
+        p = p[np.argsort(-p[:, 4], kind="stable")] if len(p) else np.zeros((0, 6))
+        tps.append(_match(t, p))
+        confs.append(p[:, 4])
+        pcls.append(p[:, 5])
+        tcls.append(t[:, 0])
+    target = np.concatenate(tcls) if tcls else np.zeros(0)
+    if len(target) == 0:
+        raise DataNotFound("the test split has no boxes: mAP is undefined")
+    ap = _ap_per_class(np.concatenate(tps), np.concatenate(confs), np.concatenate(pcls), target)
+    classes = np.unique(target).astype(int)
+    return Scores(
+        metrics={"map50": float(ap[:, 0].mean()), "map50_95": float(ap.mean())},
+        per_class={int(c): float(a) for c, a in zip(classes, ap[:, 0], strict=True)},
+    )
+
+
+def _xyxy(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    cx, cy, w, h = t[:, 1], t[:, 2], t[:, 3], t[:, 4]
+    return np.column_stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+def _iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-12)
+
+
+def _match(t: npt.NDArray[np.float64], p: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """(m, 10) correct-at-threshold flags; detections in descending confidence claim the best
+    unclaimed box of their class (ultralytics' greedy matching)."""
+    correct = np.zeros((len(p), len(IOU_THRESHOLDS)), bool)
+    if not len(t) or not len(p):
+        return correct
+    iou = _iou(_xyxy(t), p[:, :4]) * (t[:, 0][:, None] == p[:, 5][None, :])
+    claimed = np.zeros((len(t), len(IOU_THRESHOLDS)), bool)
+    cols = np.arange(len(IOU_THRESHOLDS))
+    for j in np.flatnonzero((iou >= IOU_THRESHOLDS[0]).any(0)):
+        avail = np.where(claimed, 0.0, iou[:, j, None])
+        k = avail.argmax(0)
+        correct[j] = avail[k, cols] >= IOU_THRESHOLDS
+        claimed[k, cols] |= correct[j]
+    return correct
+
+
+def _ap_per_class(
+    tp: npt.NDArray[np.bool_],
+    conf: npt.NDArray[np.float64],
+    pred_cls: npt.NDArray[np.float64],
+    target_cls: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """(classes with targets, 10) AP; precision envelope, 101-point interpolated area."""
+    order = np.argsort(-conf, kind="stable")
+    tp, pred_cls = tp[order], pred_cls[order]
+    classes = np.unique(target_cls)
+    ap = np.zeros((len(classes), tp.shape[1]))
+    for ci, c in enumerate(classes):
+        sel = pred_cls == c
+        n_true = int((target_cls == c).sum())
+        if not sel.any():
+            continue
+        tpc = tp[sel].cumsum(0)
+        fpc = (1 - tp[sel]).cumsum(0)
+        recall = tpc / (n_true + 1e-16)
+        precision = tpc / (tpc + fpc)
+        for j in range(tp.shape[1]):
+            ap[ci, j] = _ap(recall[:, j], precision[:, j])
+    return ap
+
+
+def _ap(recall: npt.NDArray[np.float64], precision: npt.NDArray[np.float64]) -> float:
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    mpre = np.flip(np.maximum.accumulate(np.flip(np.concatenate(([1.0], precision, [0.0])))))
+    x = np.linspace(0, 1, 101)
+    return float(np.trapezoid(np.interp(x, mrec, mpre), x))
+
+
+@SCORERS.register("detection")
+def score_detection(*, ctx: TrainContext, split: str, predictor: Any) -> Scores:
+    """mAP of the predictor's detections on every image of ``split``."""
+    if not hasattr(predictor, "predict"):
+        raise ConfigError("detection scoring needs a predictor of boxes")
+    return detection_scores(truth=split_boxes(ctx.ds, split), preds=list(predictor.predict(split)))

@@ -1,0 +1,120 @@
+"""Ultralytics, offline and contained: config dir, settings, model building, training.
+
+    model = train_yolo(params=p, data_yaml=path, run_dir=tmp, nc=10, seed=0, device="cpu",
+                       weights_dir=Path("weights"))    # ultralytics YOLO, best weights loaded
+    model.predict(paths, imgsz=64, verbose=False)
+
+Ultralytics reads ``YOLO_CONFIG_DIR`` once, at its first import, and writes a settings file
+there; left alone it uses ``~/.config/Ultralytics`` and turns on ``sync`` (anonymous usage
+events over the network). :func:`import_ultralytics` points the config dir at a private
+temporary directory of this process (unless the caller set one), sets ``YOLO_OFFLINE`` so
+its online checks answer "offline" without DNS lookups, and turns sync off. Training passes
+``plots=False`` (plots fetch a font) and never asks for fp16 AMP (its self-check loads
+``yolo26n.pt`` from the hub); weights are a local file or a model YAML, never a download.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from submissions.errors import ConfigError, DataNotFound
+
+if TYPE_CHECKING:
+    from harness.recipes.detection import DetectionParams
+
+log = logging.getLogger(__name__)
+
+
+def import_ultralytics() -> Any:
+    """The ``ultralytics`` module, configured to stay offline and out of the home directory."""
+    import sys
+
+    if "ultralytics" not in sys.modules:
+        if not os.environ.get("YOLO_CONFIG_DIR"):
+            os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="tdc-ultralytics-")
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        os.environ.setdefault("YOLO_VERBOSE", "False")
+    import ultralytics
+    from ultralytics.utils import SETTINGS
+
+    if SETTINGS.get("sync"):
+        SETTINGS.update({"sync": False})
+    return ultralytics
+
+
+def model_source(params: DetectionParams, *, nc: int, run_dir: Path, weights_dir: Path) -> str:
+    """What ``YOLO(...)`` is built from: a (rescaled) model YAML in ``run_dir`` or local weights."""
+    import yaml
+
+    if params.model.endswith(".pt"):
+        path = Path(params.model)
+        path = path if path.is_absolute() else Path(weights_dir) / path
+        if not path.is_file():
+            raise DataNotFound(
+                f"YOLO weights not found: {path} (put them under TDC_WEIGHTS_DIR; nothing is "
+                "downloaded) or use a model YAML such as yolov8n.yaml"
+            )
+        return str(path.resolve())
+    import_ultralytics()
+    from ultralytics.nn.tasks import yaml_model_load
+
+    try:
+        cfg = yaml_model_load(params.model)
+    except FileNotFoundError:
+        raise ConfigError(f"unknown YOLO model YAML {params.model!r}") from None
+    cfg["nc"] = nc
+    if params.scale is not None:
+        # One scale letter, so ultralytics uses exactly these multipliers.
+        cfg["scales"] = {"n": list(params.scale)}
+        cfg["scale"] = "n"
+    out = run_dir / "model.yaml"
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return str(out)
+
+
+def train_yolo(
+    *,
+    params: DetectionParams,
+    data_yaml: Path,
+    run_dir: Path,
+    nc: int,
+    seed: int,
+    device: str,
+    weights_dir: Path,
+) -> Any:
+    """Train; returns the ultralytics YOLO object holding the best weights (in memory)."""
+    import_ultralytics()
+    from ultralytics import YOLO
+
+    model = YOLO(model_source(params, nc=nc, run_dir=run_dir, weights_dir=weights_dir))
+    on_cuda = device.startswith("cuda")
+    extra: dict[str, Any] = {"lr0": params.lr0} if params.lr0 is not None else {}
+    model.train(
+        data=str(data_yaml),
+        epochs=params.epochs,
+        imgsz=params.image_size,
+        batch=params.batch_size,
+        optimizer=params.optimizer,
+        warmup_epochs=params.warmup_epochs,
+        mosaic=params.mosaic,
+        close_mosaic=0,
+        fliplr=params.fliplr,
+        patience=params.patience,
+        device=0 if on_cuda else "cpu",
+        workers=params.workers,
+        amp="bf16" if (params.amp and on_cuda) else False,
+        seed=seed,
+        deterministic=True,
+        plots=False,
+        val=params.val,
+        project=str(run_dir),
+        name="train",
+        exist_ok=True,
+        verbose=False,
+        **extra,
+    )
+    return model
