@@ -161,7 +161,7 @@ def rank_dataset_board(
 ) -> Board:
     """The dataset board over ``tasks`` (pass only the tasks the viewer may see)."""
     task_set = set(tasks)
-    usable = [r for r in rows if key.matches(r) and r.task in task_set and r.counts_for(r.task)]
+    usable = [r for r in rows if r.task in task_set and r.counts_for(r.task) and key.matches(r)]
     groups = _group(usable, all_entries=all_entries)
     entries = [_combine(members, tasks=tuple(tasks), rule=rule) for members in groups.values()]
     return Board(key, rule, tuple(tasks), _order(entries, rule), all_entries)
@@ -211,16 +211,18 @@ def _num(x: float) -> float:
 
 def _combine(members: Sequence[ResultRow], *, tasks: tuple[str, ...], rule: RankingRule) -> Entry:
     """One entry: the best row per task, averaged over the tasks."""
-    best: dict[str, ResultRow] = {}
+    best: dict[str, tuple[tuple[float, float, datetime, int], ResultRow]] = {}
     for r in members:
         if rule.primary not in r.mean:
             continue  # a row without the primary metric cannot score the task
+        k = _row_key(r, rule)
         cur = best.get(r.task)
-        if cur is None or _row_key(r, rule) < _row_key(cur, rule):
-            best[r.task] = r
-    cells = {t: _cell(best[t], rule) for t in tasks if t in best}
+        if cur is None or k < cur[0]:
+            best[r.task] = (k, r)
+    chosen_rows = {t: r for t, (_, r) in best.items()}
+    cells = {t: _cell(chosen_rows[t], rule) for t in tasks if t in chosen_rows}
     missing = tuple(t for t in tasks if t not in cells)
-    chosen = list(best.values()) or list(members)
+    chosen = list(chosen_rows.values()) or list(members)
     first = min(members, key=lambda r: r.submission_id)
     score = score_std = secondary = None
     if not missing:

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from leaderboard.export import LeaderboardPublic, board_public, boards_csv
 from leaderboard.phases import utcnow
 from server.routes.deps import SessionDep
-from server.routes.pages import OrganizerFlag, PagesDep, ensure_pages
+from server.routes.pages import OrganizerFlag, PagesDep, ensure_pages, visibility
 
 router = APIRouter(prefix="/api", tags=["leaderboard"])
 
@@ -45,34 +45,51 @@ def leaderboard(
     all_entries: Annotated[bool, Query(alias="all")] = False,
     format: Literal["json", "csv"] | None = None,
     accept: Annotated[str | None, Header()] = None,
-) -> LeaderboardPublic | Response:
-    boards, spec = pages.boards_for(
-        db=db,
-        dataset=dataset,
-        fraction=fraction,
-        recipe=recipe,
-        version=version,
-        task=task,
-        all_entries=all_entries,
-        organizer=organizer,
-    )
-    pool = pages.pool_sizes(db).get(dataset)
-    pairs = [
-        (b, None if pool is None else spec.budget(b.key.fraction, pool_size=pool)) for b in boards
-    ]
-    if format == "csv" or (format is None and accept is not None and "text/csv" in accept):
+) -> Response:
+    as_csv = format == "csv" or (format is None and accept is not None and "text/csv" in accept)
+    params = (dataset, fraction, task, recipe, version, all_entries, as_csv)
+    key = ("api", *params, *visibility(pages, [dataset], organizer=organizer))
+
+    def build() -> bytes | LeaderboardPublic:
+        boards, spec = pages.boards_for(
+            db=db,
+            dataset=dataset,
+            fraction=fraction,
+            recipe=recipe,
+            version=version,
+            task=task,
+            all_entries=all_entries,
+            organizer=organizer,
+        )
+        pool = pages.pool_sizes(db).get(dataset)
+        pairs = [
+            (b, None if pool is None else spec.budget(b.key.fraction, pool_size=pool))
+            for b in boards
+        ]
+        if as_csv:
+            return boards_csv(pairs).encode()
+        return LeaderboardPublic(
+            dataset=dataset,
+            generated_at=utcnow(),
+            boards=[board_public(b, budget=budget) for b, budget in pairs],
+        )
+
+    # Cached serialised, so a repeat costs one revalidation query (generated_at is then the
+    # time the board was computed, which is what it means).
+    body = pages.cached(db=db, key=key, build=lambda: _serialise(build()))
+    if as_csv:
         name = (
             f"{dataset}-leaderboard"
             + (f"-{fraction:g}" if fraction else "")
             + (f"-{task}" if task else "")
         )
         return Response(
-            boards_csv(pairs),
+            body,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
-    return LeaderboardPublic(
-        dataset=dataset,
-        generated_at=utcnow(),
-        boards=[board_public(b, budget=budget) for b, budget in pairs],
-    )
+    return Response(body, media_type="application/json")
+
+
+def _serialise(value: bytes | LeaderboardPublic) -> bytes:
+    return value if isinstance(value, bytes) else value.model_dump_json().encode()

@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
 from leaderboard import render
+from leaderboard.phases import utcnow
 from leaderboard.render import STATIC_DIR, ServerLinks
 from server.errors import NotFound
 from server.routes.deps import CtxDep, SessionDep
@@ -72,10 +73,26 @@ def _not_found(err: Exception) -> HTMLResponse:
     return HTMLResponse(render.render_not_found(message=str(err), links=LINKS), status_code=404)
 
 
+def visibility(pages: PageService, datasets: list[str], *, organizer: bool) -> tuple[object, ...]:
+    """What a cached page depends on besides the database and the request parameters."""
+    now = utcnow()
+    return (
+        organizer,
+        *(pages.visible(pages.ctx.catalog.spec(d), organizer=organizer, now=now) for d in datasets),
+    )
+
+
 @router.get("/", response_class=HTMLResponse)
 def home(db: SessionDep, pages: PagesDep, organizer: OrganizerFlag) -> HTMLResponse:
-    infos = pages.home(db=db, organizer=organizer)
-    return HTMLResponse(render.render_home(datasets=infos, links=LINKS))
+    key = ("home", *visibility(pages, pages.ctx.catalog.names(), organizer=organizer))
+    html = pages.cached(
+        db=db,
+        key=key,
+        build=lambda: render.render_home(
+            datasets=pages.home(db=db, organizer=organizer), links=LINKS
+        ),
+    )
+    return HTMLResponse(html)
 
 
 @router.get("/datasets/{name}", response_class=HTMLResponse)
@@ -90,7 +107,7 @@ def board(
     task: str | None = None,
     all_entries: Annotated[bool, Query(alias="all")] = False,
 ) -> HTMLResponse:
-    try:
+    def build() -> str:
         page = pages.board_page(
             db=db,
             dataset=name,
@@ -101,9 +118,16 @@ def board(
             all_entries=all_entries,
             organizer=organizer,
         )
+        return render.render_board(page=page, links=LINKS)
+
+    try:
+        key = ("board", name, fraction, recipe, version, task, all_entries)
+        html = pages.cached(
+            db=db, key=key + visibility(pages, [name], organizer=organizer), build=build
+        )
     except (NotFound, UnknownName) as err:
         return _not_found(err)
-    return HTMLResponse(render.render_board(page=page, links=LINKS))
+    return HTMLResponse(html)
 
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)

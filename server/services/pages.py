@@ -15,8 +15,9 @@ submissions never reach a board. Participants see error text through
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -40,14 +41,24 @@ from server.errors import NotFound
 from server.models import Dataset as DatasetRow
 from server.models import Evaluation, Submission, Team
 from server.services import views
-from server.services.boards import BoardService, aware, snap_fraction
+from server.services.boards import BoardService, aware, snap_fraction, stamp
 from submissions.errors import ConfigError
+
+T = TypeVar("T")
 
 
 class PageService:
     def __init__(self, ctx: ServerContext, *, boards: BoardService | None = None) -> None:
         self.ctx = ctx
         self.boards = boards or BoardService(ctx)
+
+    def cached(self, *, db: Session, key: tuple[object, ...], build: Callable[[], T]) -> T:
+        """``build()`` (a rendered page, an export), reused until the database changes.
+
+        ``key`` must hold everything the result depends on besides the database: the request's
+        parameters, the viewer (organizer or not) and the visible tasks (they change with time).
+        """
+        return self.boards._cached(("page", *key), stamp(db), build)
 
     # --- phases and facts ------------------------------------------------------------------
 
