@@ -31,3 +31,19 @@ def test_board_cache_is_revalidated_by_new_scores(
     moderate(engine, app.state.ctx, world.ids["alpha_t1"], "disqualify")
     rows = board_rows(get_page(client, "/datasets/tiny?fraction=0.1"))
     assert ("2", "beta", "0.820") in rows and ("3", "alpha", "0.800") in rows
+
+
+def test_recipe_versions_are_separate_boards(
+    app: FastAPI, engine: Engine, client: TestClient, tokens: dict[str, str]
+) -> None:
+    build_world(engine, app.state.ctx)
+    seed(
+        engine, app.state.ctx, [Planned("zeta", {"test1": 0.99, "test2": 0.99}, recipe_version="2")]
+    )
+    v1 = get_page(client, "/datasets/tiny?fraction=0.1")
+    assert "zeta" not in [r[1] for r in board_rows(v1)]
+    assert "linear_probe v1" in v1.text and "linear_probe v2" in v1.text  # both selectable
+    v2 = get_page(client, "/datasets/tiny?fraction=0.1&recipe=linear_probe&version=2")
+    assert board_rows(v2) == [("1", "zeta", "0.990")]
+    api = client.get("/api/leaderboard/tiny", params={"fraction": 0.1, "version": "2"}).json()
+    assert [e["label"] for e in api["boards"][0]["entries"]] == ["zeta"]
