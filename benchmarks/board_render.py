@@ -233,7 +233,10 @@ def live(settings: Settings, url: str, workdir: Path, args: argparse.Namespace) 
         "TDC_STORAGE_DIR": str(workdir / "storage"),
         "TDC_CONFIGS_DIR": str(settings.configs_dir),
     }
-    with LiveServer.start(env=env, log_path=workdir / "server.log") as srv, httpx.Client() as c:
+    with (
+        LiveServer.start(env=env, log_path=workdir / "server.log") as srv,
+        httpx.Client(timeout=120) as c,
+    ):
         path = srv.url + "/datasets/demo?fraction=0.1"
         c.get(path)
         print(
@@ -246,7 +249,7 @@ def live(settings: Settings, url: str, workdir: Path, args: argparse.Namespace) 
         lock = threading.Lock()
 
         def client(k: int) -> None:
-            with httpx.Client() as cc:
+            with httpx.Client(timeout=120) as cc:
                 for _ in range(k):
                     t = time.perf_counter()
                     cc.get(path).raise_for_status()

@@ -187,6 +187,7 @@ class BoardService:
         self.max_entries = max_entries
         self._cache: OrderedDict[tuple[object, ...], tuple[tuple[int, int], object]] = OrderedDict()
         self._lock = threading.Lock()
+        self._building: dict[tuple[object, ...], threading.Lock] = {}
         self.builds = 0  # how many times a board was computed (tests check the cache with it)
 
     def _cached(
@@ -197,8 +198,17 @@ class BoardService:
             if hit is not None and hit[0] == current:
                 self._cache.move_to_end(key)
                 return hit[1]  # type: ignore[return-value]
-        value = build()
+            building = self._building.setdefault(key, threading.Lock())
+        # One request builds a missing entry while the others wait for it (a new score would
+        # otherwise make every concurrent viewer recompute the same board).
+        with building:
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None and hit[0] == current:
+                    return hit[1]  # type: ignore[return-value]
+            value = build()
         with self._lock:
+            self._building.pop(key, None)
             self.builds += 1
             self._cache[key] = (current, value)
             self._cache.move_to_end(key)

@@ -47,3 +47,35 @@ def test_recipe_versions_are_separate_boards(
     assert board_rows(v2) == [("1", "zeta", "0.990")]
     api = client.get("/api/leaderboard/tiny", params={"fraction": 0.1, "version": "2"}).json()
     assert [e["label"] for e in api["boards"][0]["entries"]] == ["zeta"]
+
+
+def test_a_missing_board_is_built_once_for_concurrent_viewers() -> None:
+    import threading
+    import time
+
+    from server.services.boards import BoardService
+
+    service = BoardService(ctx=None)  # type: ignore[arg-type]  (the cache needs no context)
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def build() -> str:
+        calls.append(1)
+        started.set()
+        release.wait(timeout=30)
+        return "board"
+
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(service._cached(("k",), (1, 1), build)))
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    started.wait(timeout=30)
+    time.sleep(0.3)  # let the other viewers arrive and queue behind the first build
+    release.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == ["board"] * 8 and len(calls) == 1
+    assert service._cached(("k",), (2, 1), lambda: "new") == "new"  # a new stamp rebuilds
