@@ -101,3 +101,14 @@ def test_demo_data_steps_are_idempotent(demo_root: Path) -> None:
         (demo_root / "demo" / p).stat().st_mtime_ns
         for p in ("manifest.json", "embeddings/manifest.json")
     ]
+
+
+def test_prepare_and_embed_commands_skip_done_work(
+    demo_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stamp = (demo_root / "demo" / "embeddings" / "manifest.json").stat().st_mtime_ns
+    assert main(["prepare", "demo"]) == 0
+    assert "demo: prepared at" in capsys.readouterr().out
+    assert main(["embed", "demo"]) == 0
+    assert "pixel_pca embeddings of 9 splits" in capsys.readouterr().out
+    assert (demo_root / "demo" / "embeddings" / "manifest.json").stat().st_mtime_ns == stamp
