@@ -158,7 +158,7 @@ class _Fit:
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            total, count = total + float(loss) * len(x), count + len(x)
+            total, count = total + loss.item() * len(x), count + len(x)
         return total / max(count, 1)
 
     @torch.no_grad()

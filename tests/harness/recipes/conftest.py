@@ -1,8 +1,8 @@
 """Fixtures for the recipe tests: the shipped recipes shrunk for the CPU, a regression dataset.
 
 ``tiny_recipe(name)`` is the recipe of ``configs/recipes.yaml`` with the same kind and the same
-code path, only smaller: a tiny timm model, 32-pixel images, two epochs, no worker processes,
-no pretrained weights.
+code path, only smaller: a tiny timm model, 16-pixel images (the fixture's own size), two
+epochs, no worker processes, no pretrained weights.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ TINY_PARAMS: dict[str, dict[str, Any]] = {
     "full_finetune_resnet50": {"backbone": "test_resnet"},
     "full_finetune_resnet101": {"backbone": "resnet10t"},
     "regression_resnet50": {"backbone": "test_resnet"},
-    "lora_finetune_vit": {"backbone": "test_vit", "model_kwargs": {"img_size": 32}},
+    "lora_finetune_vit": {
+        "backbone": "test_vit",
+        "model_kwargs": {"img_size": 16, "patch_size": 8},
+    },
 }
 SMALL = {
     "weights": None,
-    "image_size": 32,
+    "image_size": 16,
     "epochs": 2,
-    "batch_size": 32,
+    "batch_size": 64,
     "num_workers": 0,
     "patience": 1,
 }
