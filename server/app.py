@@ -74,6 +74,7 @@ def create_app(
 def startup(engine: Engine, ctx: ServerContext) -> None:
     with Session(engine) as db:
         ctx.catalog.sync(db)
+    ctx.catalog.warm()
     swept = ctx.storage.sweep_tmp()
     if swept:
         log.info("removed %d stale upload temp files", swept)

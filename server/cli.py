@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from submissions.errors import TdcError
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         app(args=argv, prog_name="tdc-server", standalone_mode=False)
     except TdcError as err:

@@ -66,6 +66,15 @@ class Catalog:
                 self._open[name] = Dataset.open(spec, data_root=self.data_root)
             return self._open[name]
 
+    def warm(self) -> None:
+        """Open every prepared dataset and build its UID index now, not in the first upload
+        (where concurrent uploads would all try to build it)."""
+        for name in self.names():
+            try:
+                self.dataset(name).uid_index()
+            except DataNotFound:
+                continue
+
     def pool_size(self, name: str) -> int | None:
         try:
             return self.dataset(name).pool_size
