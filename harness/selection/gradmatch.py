@@ -119,24 +119,29 @@ def batch_gradients(
 def omp_positive(
     atoms: npt.NDArray[np.floating], target: npt.NDArray[np.float64], *, steps: int, tol: float
 ) -> list[int]:
-    """Atoms chosen by OMP with a non-negative selection rule, in the order chosen."""
+    """Atoms chosen by OMP with a non-negative selection rule, in the order chosen.
+
+    Correlations are float32 (the scan over all atoms is the cost of a step); the residual and
+    the orthonormal basis of the chosen atoms' span stay float64.
+    """
     norms = np.linalg.norm(atoms, axis=1)
-    unit = atoms.astype(np.float64) / np.where(norms > 0, norms, 1.0)[:, None]
+    unit = (atoms / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32)
     steps = min(steps, len(atoms), len(target))
-    basis = np.zeros((steps, len(target)))  # orthonormal basis of the chosen atoms' span
-    residual, stop = target.copy(), tol * np.linalg.norm(target)
+    basis = np.zeros((steps, len(target)))
+    residual, stop = target.astype(np.float64), tol * np.linalg.norm(target)
     chosen: list[int] = []
     available = norms > 0
     for s in range(steps):
-        corr = np.where(available, unit @ residual, -np.inf)
+        corr = unit @ residual.astype(np.float32)
+        corr[~available] = -np.inf
         best = int(np.argmax(corr))
         if corr[best] <= 0 or np.linalg.norm(residual) <= stop:
             break
         chosen.append(best)
         available[best] = False
-        v = unit[best].astype(np.float64)
+        v = atoms[best].astype(np.float64) / norms[best]
         v -= basis[:s].T @ (basis[:s] @ v)  # Gram-Schmidt: O(D * s)
-        if np.linalg.norm(v) > 1e-10:
+        if np.linalg.norm(v) > 1e-6:
             basis[s] = v / np.linalg.norm(v)
             residual -= (basis[s] @ residual) * basis[s]
     return chosen
@@ -152,7 +157,7 @@ def gradmatch(
     max_train: int = 20_000,
     train_steps: int = 100,
     lr: float = 1.0,
-    max_atoms: int = 10_000,
+    max_atoms: int = 4096,
     tol: float = 1e-3,
 ) -> SelectionOutput:
     """GradMatch (see the module docstring) on the image embeddings and the query labels."""
