@@ -1,7 +1,7 @@
 """Dataset-board rendering with 10k submissions x 4 tasks, server-side (target: p95 < 100 ms).
 
-    .venv/bin/python benchmarks/board_render.py                     # SQLite, then PostgreSQL
-    .venv/bin/python benchmarks/board_render.py --db sqlite --submissions 2000 --requests 100
+    .venv/bin/python -m benchmarks.board_render                     # SQLite, then PostgreSQL
+    .venv/bin/python -m benchmarks.board_render --db sqlite --submissions 2000 --requests 100
 
 Seeds the real schema (migrations) with ``--submissions`` scored submissions of the ``demo``
 dataset (4 tasks, test4 hidden; 3 fractions; 70% all-task, 30% task-specific; ~1 in 50 a
