@@ -208,6 +208,7 @@ def serve_until_interrupted(run: DemoRun) -> None:
     typer.echo(f"  TDC_TOKEN={server.participant_token} tdc-submit my_subset.npy --dataset demo "
                f"--fraction 0.1 --task test1 --server {server.url} --wait")  # fmt: skip
     stop = threading.Event()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per poll while serving
     with TdcClient(server.url, server.organizer_token) as client:
         worker = threading.Thread(target=_worker(run, client, watch=True, stop=stop).run,
                                   daemon=True)  # fmt: skip

@@ -15,6 +15,7 @@ it keeps polling until interrupted (the first Ctrl-C finishes the jobs in flight
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import signal
 import threading
@@ -128,6 +129,7 @@ def _run(
         dataset=dataset,
     )
     stop = threading.Event()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the worker logs what matters
     with _stop_on_signals(stop):
         report = Worker(client=client, options=options, stop=stop).run()
     typer.echo(
