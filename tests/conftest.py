@@ -157,3 +157,25 @@ def make_csv_release() -> object:
     and real PNGs under ``images/`` (odd rows in ``images/sub/``); returns ``root``.
     """
     return _write_csv_release
+
+
+def _prepare_shipped(name: str, tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    from harness.datasets.preparers import prepare_dataset
+    from harness.settings import HarnessSettings
+    from harness.specs import load_benchmark
+
+    settings = HarnessSettings(data_root=tmp_path_factory.mktemp(f"{name}-data"))
+    spec = load_benchmark(settings.configs_dir).dataset(name)
+    return prepare_dataset(spec=spec, settings=settings)
+
+
+@pytest.fixture(scope="session")
+def demo_detection_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """The shipped ``demo_detection`` benchmark, prepared once per session (read-only)."""
+    return _prepare_shipped("demo_detection", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def demo_reid_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """The shipped ``demo_reid`` benchmark, prepared once per session (read-only)."""
+    return _prepare_shipped("demo_reid", tmp_path_factory)

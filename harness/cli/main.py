@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "harness.cli.validate",
     "harness.cli.evaluate",
     "harness.cli.report",
+    "harness.cli.oracle",
 )
 
 

@@ -217,6 +217,7 @@ def build(image_root: Path) -> dict[str, pd.DataFrame]:
     """Draw every canvas of LAYOUT, write its PNG under ``image_root``; the split tables."""
     import pandas as pd
 
+    image_root.mkdir(parents=True, exist_ok=True)
     data = raw_digits()
     rng = np.random.default_rng(SEED)
     free = {

@@ -163,6 +163,7 @@ def build(image_root: Path) -> dict[str, pd.DataFrame]:
     """Render every view of LAYOUT under ``image_root``; the split tables."""
     import pandas as pd
 
+    image_root.mkdir(parents=True, exist_ok=True)
     data = raw_digits()
     rng = np.random.default_rng(SEED)
     free = {

@@ -40,6 +40,8 @@ KIND_MODULES: tuple[str, ...] = (
     "harness.recipes.lora",
     "harness.recipes.detection",
     "harness.recipes.reid",
+    "harness.recipes.fixmatch",
+    "harness.recipes.oracle",
 )
 
 

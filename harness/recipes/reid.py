@@ -184,7 +184,7 @@ def _fit(ctx: TrainContext, model: Any, data_cfg: dict[str, Any], ids: Any, seed
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            total += float(loss)
+            total += float(loss.detach())
         log.info("reid epoch %d: triplet loss %.4f", epoch, total / per_epoch)
 
 

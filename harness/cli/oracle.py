@@ -1,0 +1,60 @@
+"""``tdc-harness oracle``: the train-on-query reference rows of a dataset.
+
+    tdc-harness oracle --dataset demo
+    tdc-harness oracle -d demo --recipe linear_probe --task test1 --seeds 0 --out oracle.json
+
+For every task (or ``--task``), the recipe (default: the dataset's) trains on the task's own
+query split and is scored on its test split (harness.recipes.oracle). Prints one table per
+task and writes ``{"kind": "oracle", "results": [EvalResult, ...]}`` with ``--out``: rows for
+boards as references, never a participant's submission.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from harness.cli import common
+from harness.cli.evaluate import parse_seeds, render
+from harness.cli.main import app
+
+
+@app.command("oracle")
+def oracle_command(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name (datasets.yaml)"),
+    recipe: str | None = typer.Option(None, "--recipe", "-r", help="default: the dataset's"),
+    task: list[str] = typer.Option([], "--task", "-t", help="a task (repeatable); default all"),
+    fraction: float | None = typer.Option(
+        None, "--fraction", "-f", help="the board the rows belong to; default the smallest"
+    ),
+    seeds: str | None = typer.Option(None, "--seeds", help="comma-separated, e.g. 0,1,2"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="write the results JSON here"),
+) -> None:
+    """Train the recipe on each task's query split and score it on the task's test split."""
+    from harness.datasets import Dataset
+    from harness.recipes.oracle import evaluate_oracle
+    from harness.specs import check_fraction
+
+    settings = common.settings()
+    specs = common.specs(settings)
+    spec = specs.dataset(dataset)
+    if fraction is not None:
+        fraction = check_fraction(spec, fraction)
+    results = evaluate_oracle(
+        ds=Dataset.open(spec, data_root=settings.data_root),
+        recipe=specs.recipe(recipe or spec.default_recipe),
+        tasks=task or None,
+        fraction=fraction,
+        seeds=parse_seeds(seeds),
+        weights_dir=settings.weights_dir,
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"kind": "oracle", "results": [r.model_dump(mode="json") for r in results]}
+        out.write_text(json.dumps(payload, indent=2) + "\n")
+    for result in results:
+        render(result, out=None)
+    if out is not None:
+        typer.echo(f"wrote {out}")
