@@ -167,7 +167,8 @@ class Worker:
     def _admit(self, claimed: Sequence[ClaimedSubmission]) -> None:
         fresh: list[Entry] = []
         with contextlib.ExitStack() as locks:
-            for key, subs in plan.group_by_key(claimed).items():
+            # Keys locked in one global order: two workers never wait on each other in a cycle.
+            for key, subs in sorted(plan.group_by_key(claimed).items()):
                 if key in self.inflight:  # identical work already running here: just wait
                     self.inflight[key].subs.extend(subs)
                     continue
