@@ -185,3 +185,14 @@ def test_lora_trains_only_adapters_and_head(weights_dir: Path) -> None:
     assert trainable and all("lora_" in n or ".head." in n for n in trainable)
     assert any("qkv.lora_A" in n for n in trainable)
     assert any("qkv" in n and "base_layer" in n for n, _ in model.named_parameters())
+
+
+@pytest.mark.slow
+def test_finetune_runs_end_to_end_on_the_demo(demo_dataset: Dataset, tiny_recipe: Recipes) -> None:
+    rows = np.sort(np.random.default_rng(1).choice(demo_dataset.pool_size, 215, replace=False))
+    result = run(demo_dataset, tiny_recipe("full_finetune_resnet50"), rows=rows)
+    assert [t.task for t in result.tasks] == ["test1", "test2", "test3", "test4"]
+    assert [t.test_size for t in result.tasks] == [
+        demo_dataset.split_size(demo_dataset.spec.task(t.task).test) for t in result.tasks
+    ]
+    assert result.classes_seen == 10
