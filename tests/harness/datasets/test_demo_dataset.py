@@ -18,9 +18,16 @@ from harness.datasets.preparers import prepare_dataset
 from harness.settings import HarnessSettings
 
 SIZES = {
-    "train": 4300, "val1": 100, "test1": 700, "val2": 100, "test2": 400,
-    "val3": 100, "test3": 246, "val4": 100, "test4": 400,
-}  # fmt: skip
+    "train": 4300,
+    "val1": 100,
+    "test1": 700,
+    "val2": 100,
+    "test2": 400,
+    "val3": 100,
+    "test3": 246,
+    "val4": 100,
+    "test4": 400,
+}
 
 
 def test_split_sizes_and_pool_mix(demo_dataset: Dataset) -> None:
@@ -106,8 +113,10 @@ def test_prepare_is_deterministic_and_skips_when_done(
     assert first == second  # per-split parquet sha256, content sha256, combined image sha256
     assert first["images"]["files"] == sum(SIZES.values())
     for split in ("train", "test4"):
-        assert (again.dir.split_path(split).read_bytes()
-                == demo_dataset.dir.split_path(split).read_bytes())  # fmt: skip
+        assert (
+            again.dir.split_path(split).read_bytes()
+            == demo_dataset.dir.split_path(split).read_bytes()
+        )
     name = demo_dataset.split("val1")["filename"].iloc[3]
     assert (again.image_root / name).read_bytes() == (demo_dataset.image_root / name).read_bytes()
     stamp = again.dir.manifest_path.stat().st_mtime_ns
@@ -144,8 +153,10 @@ def test_task_aware_selection_beats_random(demo_dataset: Dataset, task: str, mar
     t = spec.task(task)
     rng = [np.random.default_rng(s) for s in range(3)]
     random = np.mean(
-        [_accuracy(demo_dataset, r.choice(demo_dataset.pool_size, budget, replace=False), t.test)
-         for r in rng]
-    )  # fmt: skip
+        [
+            _accuracy(demo_dataset, r.choice(demo_dataset.pool_size, budget, replace=False), t.test)
+            for r in rng
+        ]
+    )
     aware = _accuracy(demo_dataset, _query_knn(demo_dataset, t.query, budget), t.test)
     assert aware > random + margin, (task, aware, random)
