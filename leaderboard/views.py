@@ -58,8 +58,9 @@ class BoardPage:
     budget: int | None
     recipes: tuple[tuple[str, str], ...]  # (recipe, version) pairs that have boards
     series: tuple[Series, ...] = ()  # score vs fraction, for the plot
-    limit: int = 1000  # rows shown; the exports always hold all of them
+    limit: int = 1_000_000  # rows shown (the server shows the top 100 first); exports hold all
     organizer: bool = False
+    all_rows_href: str | None = None  # where the whole table is, when ``limit`` cuts it
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ API (server.routes.leaderboard), so what a page shows and what an export holds a
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
@@ -32,6 +33,7 @@ from submissions.errors import UnknownName
 router = APIRouter(tags=["pages"], include_in_schema=False)
 _bearer = HTTPBearer(auto_error=False)
 LINKS = ServerLinks()
+TOP_ROWS = 100  # rows of a board page before "show all" (exports always hold every row)
 
 
 def install(app: FastAPI) -> None:
@@ -106,6 +108,7 @@ def board(
     version: str | None = None,
     task: str | None = None,
     all_entries: Annotated[bool, Query(alias="all")] = False,
+    rows: Literal["top", "all"] = "top",
 ) -> HTMLResponse:
     def build() -> str:
         page = pages.board_page(
@@ -118,10 +121,21 @@ def board(
             all_entries=all_entries,
             organizer=organizer,
         )
+        if rows == "top":  # big boards open fast; the whole table is one link away
+            k = page.board.key
+            href = LINKS.board(
+                name,
+                fraction=k.fraction,
+                recipe=k.recipe,
+                version=k.recipe_version,
+                task=k.task,
+                all_entries=all_entries,
+            )
+            page = replace(page, limit=TOP_ROWS, all_rows_href=href + "&rows=all")
         return render.render_board(page=page, links=LINKS)
 
     try:
-        key = ("board", name, fraction, recipe, version, task, all_entries)
+        key = ("board", name, fraction, recipe, version, task, all_entries, rows)
         html = pages.cached(
             db=db, key=key + visibility(pages, [name], organizer=organizer), build=build
         )

@@ -69,9 +69,11 @@ def test_board_switches_are_plain_links(sample_page: BoardPage) -> None:
 def test_row_limit_points_to_exports(sample_page: BoardPage) -> None:
     from dataclasses import replace
 
-    page = parse(render_board(page=replace(sample_page, limit=2), links=ServerLinks()))
+    limited = replace(sample_page, limit=2, all_rows_href="/datasets/demo?fraction=0.1&rows=all")
+    page = parse(render_board(page=limited, links=ServerLinks()))
     assert len(page.tables[0].body) == 2
-    assert "Showing 2 of 7 entries" in page.text
+    assert "Showing the first 2 of 7 entries: show all 7" in page.text
+    assert "/datasets/demo?fraction=0.1&rows=all" in page.urls
 
 
 def test_home_lists_datasets_and_leaders(sample_page: BoardPage) -> None:

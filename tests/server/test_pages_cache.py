@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -79,3 +80,15 @@ def test_a_missing_board_is_built_once_for_concurrent_viewers() -> None:
         t.join(timeout=30)
     assert results == ["board"] * 8 and len(calls) == 1
     assert service._cached(("k",), (2, 1), lambda: "new") == "new"  # a new stamp rebuilds
+
+
+def test_big_boards_show_the_top_rows_first(
+    app: FastAPI, engine: Engine, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_world(engine, app.state.ctx)
+    monkeypatch.setattr("server.routes.pages.TOP_ROWS", 2)
+    top = get_page(client, "/datasets/tiny?fraction=0.1")
+    assert [r[1] for r in board_rows(top)] == ["oracle", "alpha"]
+    assert "/datasets/tiny?fraction=0.1&recipe=linear_probe&version=1&rows=all" in top.urls
+    every = get_page(client, "/datasets/tiny?fraction=0.1&recipe=linear_probe&version=1&rows=all")
+    assert len(board_rows(every)) == 4
