@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -32,6 +32,10 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 CtxDep = Annotated[ServerContext, Depends(get_ctx)]
+# Ids are 32-bit INTEGER columns on PostgreSQL: larger values are a 422, not a 500.
+SubmissionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0, le=10**9)]
 SessionDep = Annotated[Session, Depends(get_db)]
 
 

@@ -12,12 +12,10 @@ GET  /api/organizer/submissions                    every team's, filter by state
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from server.routes.deps import CtxDep, OrganizerDep, SessionDep
+from server.routes.deps import CtxDep, Limit, Offset, OrganizerDep, SessionDep, SubmissionId
 from server.routes.submissions import ERRORS
 from server.services import worker
 from submissions.schemas import (
@@ -44,7 +42,7 @@ def claim(
 
 @router.post("/submissions/{submission_id}/heartbeat")
 def heartbeat(
-    submission_id: int, body: Heartbeat, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+    submission_id: SubmissionId, body: Heartbeat, db: SessionDep, ctx: CtxDep, me: OrganizerDep
 ) -> LeaseStatus:
     until = worker.heartbeat(db=db, ctx=ctx, submission_id=submission_id, beat=body)
     return LeaseStatus(id=submission_id, lease_expires_at=until)
@@ -56,7 +54,7 @@ def heartbeat(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def download_file(
-    submission_id: int, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+    submission_id: SubmissionId, db: SessionDep, ctx: CtxDep, me: OrganizerDep
 ) -> FileResponse:
     path = worker.file_path(db=db, ctx=ctx, submission_id=submission_id)
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
@@ -64,7 +62,7 @@ def download_file(
 
 @router.post("/submissions/{submission_id}/result")
 def post_result(
-    submission_id: int, body: ResultPost, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+    submission_id: SubmissionId, body: ResultPost, db: SessionDep, ctx: CtxDep, me: OrganizerDep
 ) -> SubmissionPublic:
     sub, _changed = worker.post_result(
         db=db, ctx=ctx, submission_id=submission_id, post=body, actor=me.actor
@@ -74,14 +72,14 @@ def post_result(
 
 @router.post("/submissions/{submission_id}/fail")
 def fail(
-    submission_id: int, body: FailurePost, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+    submission_id: SubmissionId, body: FailurePost, db: SessionDep, ctx: CtxDep, me: OrganizerDep
 ) -> SubmissionPublic:
     return worker.fail(db=db, ctx=ctx, submission_id=submission_id, post=body, actor=me.actor)
 
 
 @router.post("/submissions/{submission_id}/{action}")
 def moderate(
-    submission_id: int,
+    submission_id: SubmissionId,
     action: worker.Moderation,
     body: AdminAction,
     db: SessionDep,
@@ -106,8 +104,8 @@ def list_all(
     state: State | None = None,
     dataset: str | None = None,
     team: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[SubmissionPublic]:
     return worker.list_all(
         db=db, ctx=ctx, state=state, dataset=dataset, team=team, limit=limit, offset=offset

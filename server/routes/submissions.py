@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from server.errors import InvalidRequest
-from server.routes.deps import CtxDep, PrincipalDep, SessionDep
+from server.routes.deps import CtxDep, Limit, Offset, PrincipalDep, SessionDep, SubmissionId
 from server.services import submissions as service
 from server.storage import StagedUpload, receive_upload
 from submissions.schemas import (
@@ -125,7 +125,7 @@ def _create(
 
 @router.get("/{submission_id}", responses=ERRORS)
 def get_submission(
-    submission_id: int, db: SessionDep, ctx: CtxDep, me: PrincipalDep
+    submission_id: SubmissionId, db: SessionDep, ctx: CtxDep, me: PrincipalDep
 ) -> SubmissionDetail:
     return service.get_submission(db=db, ctx=ctx, principal=me, submission_id=submission_id)
 
@@ -137,8 +137,8 @@ def list_submissions(
     me: PrincipalDep,
     dataset: str | None = None,
     state: State | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[SubmissionPublic]:
     return service.list_submissions(
         db=db, ctx=ctx, principal=me, dataset=dataset, state=state, limit=limit, offset=offset
@@ -147,7 +147,7 @@ def list_submissions(
 
 @router.delete("/{submission_id}", responses=ERRORS)
 def cancel_submission(
-    submission_id: int,
+    submission_id: SubmissionId,
     db: SessionDep,
     ctx: CtxDep,
     me: PrincipalDep,
