@@ -147,7 +147,8 @@ class UidIndex:
         """The dataset's index, rebuilt (atomically) when its manifest changed."""
         index_dir = ds.dir.index_dir
         manifest = ds.manifest_hash()
-        if _meta(index_dir).get("manifest") == manifest:
+        meta = _meta(index_dir)
+        if meta.get("manifest") == manifest and meta.get("format") == INDEX_FORMAT:
             return cls.load(index_dir)
         log.info("building UID index of %s", ds.spec.name)
         index = cls.build({s: ds.uids(s) for s in ds.spec.split_names()})

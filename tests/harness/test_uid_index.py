@@ -130,6 +130,9 @@ def test_index_is_saved_memory_mapped_and_rebuilt_when_the_dataset_changes(
     again = UidIndex.open_or_build(ds)
     assert isinstance(again.keys, np.memmap) and (again.keys == first.keys).all()
     assert again.lookup(ds.uids("val2")[:2])[1].tolist() == [0, 1]
+    meta["format"] = 1  # an index written by an older version is rebuilt, not misread
+    (ds.dir.index_dir / "meta.json").write_text(json.dumps(meta))
+    assert not isinstance(UidIndex.open_or_build(ds).keys, np.memmap)
     manifest = json.loads(ds.dir.manifest_path.read_text())
     manifest["dataset_version"] = "changed"
     ds.dir.manifest_path.write_text(json.dumps(manifest))
