@@ -8,6 +8,7 @@ GET /api/datasets/{name}/pool-uids the pool UIDs as .npy (ETag; 304 on If-None-M
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
@@ -20,17 +21,22 @@ from submissions.schemas import DatasetPublic, ServerInfo
 router = APIRouter(prefix="/api", tags=["datasets"])
 
 
-@router.get("/info")
-def info(ctx: CtxDep) -> ServerInfo:
+@functools.cache
+def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        v = version("task-datacomp")
+        return version("task-datacomp")
     except PackageNotFoundError:
-        v = "0+unknown"
+        return "0+unknown"
+
+
+@router.get("/info")
+async def info(ctx: CtxDep) -> ServerInfo:
+    """Limits a client checks before uploading (no database access: also a liveness probe)."""
     s = ctx.settings
     return ServerInfo(
-        version=v,
+        version=_version(),
         base_url=s.base_url,
         max_upload_bytes=s.max_upload_bytes,
         quota_per_day=s.quota_per_day,

@@ -21,7 +21,7 @@ from server.services.auth import Principal, authenticate
 _bearer = HTTPBearer(auto_error=False, description="an API token: `tdc-server issue-token`")
 
 
-def get_ctx(request: Request) -> ServerContext:
+async def get_ctx(request: Request) -> ServerContext:
     ctx: ServerContext = request.app.state.ctx
     return ctx
 
