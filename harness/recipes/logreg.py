@@ -60,35 +60,34 @@ class _Problem:
         self.x, self.y = x, y[:, None]
         self.n, self.k = x.shape[0], n_classes
         self.kp = -(-n_classes // _PAD) * _PAD
-        self.mask = torch.zeros(self.kp, dtype=x.dtype, device=x.device)
-        self.mask[n_classes:] = -math.inf  # padded classes get probability exactly 0
         self.gemms = 0
 
-    def to_torch(self, m: F64) -> torch.Tensor:
-        """A (rows, k) float64 array as a (rows, kp) tensor, zero in the padded columns."""
-        out = torch.zeros(m.shape[0], self.kp, dtype=self.x.dtype)
+    def to_torch(self, m: F64, *, pad: float = 0.0) -> torch.Tensor:
+        """A (rows, k) float64 array as a (rows, kp) tensor, ``pad`` in the padded columns."""
+        out = torch.full((m.shape[0], self.kp), pad, dtype=self.x.dtype)
         out[:, : self.k] = torch.from_numpy(m)
         return out.to(self.x.device)
 
-    def scores(self, w: F64) -> torch.Tensor:
-        """``x @ w`` without the intercept (a broadcast bias in addmm halves MKL's speed)."""
-        self.gemms += 1
-        return self.x @ self.to_torch(w)
+    def scores(self, w: F64, b: F64, *, pad: float) -> torch.Tensor:
+        """``x @ w + b`` with ``pad`` in the padded columns (-inf for logits: probability 0).
 
-    def data_loss(self, z: torch.Tensor, b: torch.Tensor) -> tuple[float, torch.Tensor]:
-        """Mean cross-entropy at logits ``z + b`` and the residual (softmax - onehot) / n.
-
-        ``z`` (n, kp) is consumed: the residual is computed in its memory.
+        The intercept is added after the GEMM: a broadcast bias in addmm halves MKL's speed.
         """
-        r = z.add_(b + self.mask)
-        r -= r.amax(1, keepdim=True)
+        self.gemms += 1
+        return (self.x @ self.to_torch(w)).add_(self.to_torch(b[None], pad=pad))
+
+    def data_loss(self, z: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """Mean cross-entropy at logits ``z`` and the residual ``softmax - onehot`` (not / n).
+
+        ``z`` (n, kp) is consumed: the residual is computed in its memory, in five passes.
+        """
+        r = z.sub_(z.amax(1, keepdim=True))
         picked = r.gather(1, self.y)
         r.exp_()
         s = r.sum(1, keepdim=True)
         data = float((s.log() - picked).sum(dtype=torch.float64)) / self.n
         r /= s
         r.scatter_add_(1, self.y, torch.full_like(picked, -1.0))
-        r /= self.n
         return data, r
 
     def gradient(self, r: torch.Tensor) -> tuple[F64, F64]:
@@ -96,7 +95,7 @@ class _Problem:
         self.gemms += 1
         gw = (self.x.T @ r)[:, : self.k]
         gb = r.sum(0)[: self.k]
-        return gw.double().cpu().numpy(), gb.double().cpu().numpy()
+        return gw.double().cpu().numpy() / self.n, gb.double().cpu().numpy() / self.n
 
 
 def fit_logreg(
@@ -116,16 +115,16 @@ def fit_logreg(
     mu = mu_t.double().cpu().numpy()
     lam = 1.0 / (C * n)
     w, b = np.zeros((d, n_classes)), np.zeros(n_classes)
-    z = prob.scores(w)
-    f, r = prob.data_loss(z.clone(), prob.to_torch(b[None])[0])
+    z = prob.scores(w, b, pad=-math.inf)
+    f, r = prob.data_loss(z.clone())
     g = _grad(prob, r, w, lam)
     solver = _Lbfgs(history)
     it, gmax = 0, _grad_max(g, mu, d)
     while gmax > tol and it < max_iter:
         direction = solver.direction(g, first=it == 0)
         dw, db = _split(direction, d)
-        xd = prob.scores(dw)
-        ls = _LineSearch(prob, z, xd, b, db, lam=lam, w=w, dw=dw)
+        xd = prob.scores(dw, db, pad=0.0)
+        ls = _LineSearch(prob, z, xd, lam=lam, w=w, dw=dw)
         step, f_new, r = ls.run(f, float(g @ direction))
         if step == 0.0:
             log.warning("logreg line search made no progress at iteration %d; stopping", it)
@@ -202,15 +201,12 @@ class _LineSearch:
         prob: _Problem,
         z: torch.Tensor,
         xd: torch.Tensor,
-        b: F64,
-        db: F64,
         *,
         lam: float,
         w: F64,
         dw: F64,
     ) -> None:
         self.prob, self.z, self.xd = prob, z, xd
-        self.b, self.db = prob.to_torch(b[None])[0], prob.to_torch(db[None])[0]
         # The penalty along the line is a quadratic in t: three numbers, no tensors.
         self.lam, self.ww, self.wd, self.dd = (
             lam,
@@ -221,13 +217,11 @@ class _LineSearch:
 
     def phi(self, t: float) -> tuple[float, float, torch.Tensor]:
         """Objective, its slope in t, and the residual at step ``t``."""
-        f, r = self.prob.data_loss(torch.add(self.z, self.xd, alpha=t), self.b + t * self.db)
-        # d/dt of the data term: sum of residual * (x @ dw + db); per row in float32.
-        data = (r * self.xd).sum(1).sum(dtype=torch.float64) + (r.sum(0) * self.db).sum(
-            dtype=torch.float64
-        )
+        f, r = self.prob.data_loss(torch.add(self.z, self.xd, alpha=t))
+        # d/dt of the data term: <residual, x @ dw + db> / n, one fused pass (padded: 0 * 0).
+        data = float(torch.dot(r.view(-1), self.xd.view(-1))) / self.prob.n
         pen = 0.5 * self.lam * (self.ww + 2 * t * self.wd + t * t * self.dd)
-        return f + pen, float(data) + self.lam * (self.wd + t * self.dd), r
+        return f + pen, data + self.lam * (self.wd + t * self.dd), r
 
     def run(
         self, f0: float, slope0: float, max_evals: int = 25
