@@ -3,8 +3,8 @@
 k-means the pool's embeddings (spherical, FAISS); every query point votes for its nearest
 cluster; the pool rows of the voted clusters are the candidates. When there are more
 candidates than the budget, each voted cluster gets a share of the budget proportional to its
-query votes and keeps its rows most similar to their nearest query point (ties to the lower
-row id): deterministic, and the subset's cluster histogram follows the query set's. Fewer
+query votes and keeps its rows most similar to the mean of its voting query points (ties to
+the lower row id): deterministic, and the subset's cluster histogram follows the query set's. Fewer
 candidates than the budget are returned as they are (``natural_size`` < budget).
 
     out = selector("image_based")(ctx, 430, rng=rng, n_clusters=100)
@@ -32,6 +32,7 @@ class Clusters:
     candidates: npt.NDArray[np.int64]  # pool rows in a voted cluster, ascending
     cluster_of: npt.NDArray[np.int64]  # the cluster of each candidate
     votes: dict[int, int]  # voted cluster -> number of query points voting for it
+    centres: npt.NDArray[np.float32]  # per cluster: mean of the unit query points voting for it
     info: dict[str, Any]
 
 
@@ -43,11 +44,14 @@ def cluster_candidates(
     k = max(1, min(n_clusters, ctx.pool_size // MIN_ROWS_PER_CLUSTER))
     centroids = faiss_ops.kmeans_cosine(x, k=k, seed=seed, niter=niter, progress=ctx.progress)
     pool_cluster = faiss_ops.assign_nearest(x, centroids, progress=ctx.progress)
-    voted, counts = np.unique(faiss_ops.assign_nearest(q, centroids), return_counts=True)
+    query_cluster = faiss_ops.assign_nearest(q, centroids)
+    voted, counts = np.unique(query_cluster, return_counts=True)
     candidates = np.flatnonzero(np.isin(pool_cluster, voted)).astype(np.int64)
+    centres = np.zeros_like(centroids)
+    np.add.at(centres, query_cluster, faiss_ops.normalize(q))
     info = {"n_clusters": len(centroids), "query_clusters": len(voted)}
     votes = {int(c): int(v) for c, v in zip(voted, counts, strict=True)}
-    return Clusters(candidates, pool_cluster[candidates], votes, info)
+    return Clusters(candidates, pool_cluster[candidates], votes, centres, info)
 
 
 def cut_to_budget(
@@ -57,9 +61,9 @@ def cut_to_budget(
 
     Each voted cluster gets a share of the budget proportional to its query votes (largest
     remainder; a cluster with too few rows gives all it has and the rest is shared among the
-    others), and within a cluster the rows most similar to their nearest query point are kept.
-    So the subset's cluster histogram follows the query set's instead of collapsing onto the
-    single tightest cluster.
+    others), and within a cluster the rows most similar to the mean of the query points that
+    voted for it are kept (one dot product per row). So the subset's cluster histogram follows
+    the query set's instead of collapsing onto the single tightest cluster.
     """
     if len(found.candidates) <= budget:
         return found.candidates
@@ -67,8 +71,8 @@ def cut_to_budget(
     capacity = np.array([np.count_nonzero(found.cluster_of == c) for c in clusters])
     weights = np.array([found.votes[int(c)] for c in clusters], dtype=np.float64)
     share = allocate(budget, weights, capacity)
-    x, q = ctx.features(kind)
-    sims = faiss_ops.max_cosine(x, q, rows=found.candidates, progress=ctx.progress)
+    x, _ = ctx.features(kind)
+    sims = faiss_ops.rowwise_cosine(x, found.candidates, found.centres, found.cluster_of)
     keep = []
     for c, k in zip(clusters, share, strict=True):
         members = np.flatnonzero(found.cluster_of == c)

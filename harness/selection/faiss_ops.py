@@ -254,6 +254,23 @@ def max_cosine(
     return _per_chunk(x, rows, score, "similarity to nearest query", chunk_rows, progress)
 
 
+def rowwise_cosine(
+    x: npt.NDArray[np.floating[Any]],
+    rows: npt.NDArray[np.int64],
+    centres: npt.NDArray[np.float32],
+    which: npt.NDArray[np.int64],
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+) -> npt.NDArray[np.float32]:
+    """cos(x[rows[i]], centres[which[i]]) for every i: one dot product per row, in chunks."""
+    unit_centres = normalize(centres)
+    out = np.empty(len(rows), dtype=np.float32)
+    for lo, hi in chunks(len(rows), chunk_rows):
+        a = normalize(x[rows[lo:hi]])
+        out[lo:hi] = np.einsum("ij,ij->i", a, unit_centres[which[lo:hi]])
+    return out
+
+
 def _per_chunk(
     x: npt.NDArray[np.floating[Any]],
     rows: npt.NDArray[np.int64] | None,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from typing import Literal
 
 import numpy as np
@@ -40,6 +41,9 @@ from harness.selection.context import TEXT_KIND, Captions, SelectionContext
 from harness.selection.registry import SELECTORS, SelectionOutput, output
 
 log = logging.getLogger(__name__)
+
+# Query groups of the transport plan: fixed, so results do not depend on the core count.
+_GROUPS = 4
 
 
 def neighbourhoods(
@@ -79,36 +83,37 @@ def transport_mass(
     diversity: float,
     kde_sample: int = 128,
 ) -> npt.NDArray[np.float64]:
-    """Probability of every pool row: the column marginal of the closed-form transport plan."""
+    """Probability of every pool row: the column marginal of the closed-form transport plan.
+
+    The query points are split into a fixed number of groups (so the floating-point sums do
+    not depend on the machine) run on a thread pool: the per-neighbourhood work is small
+    GEMMs, which run best one BLAS thread each, side by side.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
-    p = np.zeros(len(x), dtype=np.float64)
-    with threadpool_limits(limits=1):  # small GEMMs: threads cost more than they give
-        _accumulate(ctx, x, sims, ids, p, temperature, bandwidth, diversity, kde_sample)
-    return p
-
-
-def _accumulate(
-    ctx: SelectionContext,
-    x: npt.NDArray[np.float32],
-    sims: npt.NDArray[np.float32],
-    ids: npt.NDArray[np.int64],
-    p: npt.NDArray[np.float64],
-    temperature: float,
-    bandwidth: float,
-    diversity: float,
-    kde_sample: int,
-) -> None:
     m = len(ids)
-    for j in range(m):
-        cost = 1.0 - sims[j].astype(np.float64)
-        logw = -(cost - cost.min()) / temperature
-        if diversity > 0:
-            logw -= diversity * np.log(_local_density(x, ids[j], bandwidth, kde_sample))
-        w = np.exp(logw - logw.max())
-        np.add.at(p, ids[j], w / (w.sum() * m))
-        if (j + 1) % 64 == 0 or j + 1 == m:
-            ctx.progress("transport plan", j + 1, m)
+    groups = [np.arange(g, m, _GROUPS) for g in range(_GROUPS)]
+
+    def run(group: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        part = np.zeros(len(x), dtype=np.float64)
+        for j in group:
+            cost = 1.0 - sims[j].astype(np.float64)
+            logw = -(cost - cost.min()) / temperature
+            if diversity > 0:
+                logw -= diversity * np.log(_local_density(x, ids[j], bandwidth, kde_sample))
+            w = np.exp(logw - logw.max())
+            np.add.at(part, ids[j], w / (w.sum() * m))
+        return part
+
+    workers = max(1, min(_GROUPS, os.cpu_count() or 1))
+    p = np.zeros(len(x), dtype=np.float64)
+    with threadpool_limits(limits=1), ThreadPoolExecutor(workers) as pool:
+        for i, part in enumerate(pool.map(run, groups)):  # results in group order
+            p += part
+            ctx.progress("transport plan", i + 1, len(groups))
+    return p
 
 
 def _local_density(

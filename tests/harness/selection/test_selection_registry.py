@@ -293,3 +293,15 @@ def test_sampled_kernel_density_estimates_the_exact_one() -> None:
     brute = np.exp(-np.clip(2 - 2 * z[rows] @ z[rows].T, 0, None) / (2 * 0.3**2)).sum(1)
     np.testing.assert_allclose(exact, brute, rtol=1e-4)
     assert np.median(np.abs(sampled / exact - 1)) < 0.15
+
+
+def test_rowwise_cosine_matches_the_definition() -> None:
+    from harness.selection.faiss_ops import rowwise_cosine
+
+    rng = np.random.default_rng(10)
+    x, centres = rng.normal(size=(50, 8)).astype(np.float32), rng.normal(size=(4, 8))
+    rows, which = np.array([3, 0, 49, 7]), np.array([2, 2, 0, 3])
+    got = rowwise_cosine(x, rows, centres.astype(np.float32), which, chunk_rows=3)
+    a = x[rows] / np.linalg.norm(x[rows], axis=1, keepdims=True)
+    b = centres[which] / np.linalg.norm(centres[which], axis=1, keepdims=True)
+    np.testing.assert_allclose(got, (a * b).sum(1), atol=1e-5)
