@@ -147,12 +147,15 @@ class UidIndex:
         """The dataset's index, rebuilt (atomically) when its manifest changed."""
         index_dir = ds.dir.index_dir
         manifest = ds.manifest_hash()
-        meta = _meta(index_dir)
-        if meta.get("manifest") == manifest and meta.get("format") == INDEX_FORMAT:
+        if _current(index_dir, manifest):
             return cls.load(index_dir)
-        log.info("building UID index of %s", ds.spec.name)
-        index = cls.build({s: ds.uids(s) for s in ds.spec.split_names()})
-        index.save(index_dir, manifest_hash=manifest)
+        # One builder at a time: concurrent first uploads would otherwise race on the swap.
+        with _build_lock(index_dir):
+            if _current(index_dir, manifest):
+                return cls.load(index_dir)
+            log.info("building UID index of %s", ds.spec.name)
+            index = cls.build({s: ds.uids(s) for s in ds.spec.split_names()})
+            index.save(index_dir, manifest_hash=manifest)
         return index
 
     def save(self, index_dir: Path, *, manifest_hash: str) -> None:
@@ -389,6 +392,25 @@ def _meta(index_dir: Path) -> dict:
         return dict(json.loads((index_dir / "meta.json").read_text()))
     except (OSError, ValueError):
         return {}
+
+
+def _current(index_dir: Path, manifest: str) -> bool:
+    meta = _meta(index_dir)
+    return meta.get("manifest") == manifest and meta.get("format") == INDEX_FORMAT
+
+
+@contextlib.contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    """An exclusive advisory lock (fcntl) beside ``index_dir``, held while building."""
+    import fcntl
+
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (index_dir.parent / ".index.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _swap_in(tmp: Path, index_dir: Path) -> None:
