@@ -5,6 +5,7 @@
     tdc-server create-team lab
     tdc-server issue-token lab --scope participant [--expires-days 90]   # prints the token once
     tdc-server revoke-token tdc_AbCdEf12                  # full token or its 12-char prefix
+    tdc-server report --out site/ [--organizer]          # the leaderboard as static files
 
 Configuration comes from ``TDC_*`` environment variables (server.settings.Settings). The
 token is the only thing written to stdout, so ``TOKEN=$(tdc-server issue-token ...)`` works.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -134,6 +136,38 @@ def revoke_token(token: str) -> None:
     with session_scope(_engine()) as db:
         row = revoke(db=db, token_or_prefix=token)
     typer.echo(f"token {row.prefix}... revoked", err=True)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory to write the site into")],
+    organizer: Annotated[
+        bool, typer.Option("--organizer", help="include hidden tests and submissions")
+    ] = False,
+) -> None:
+    """Write the leaderboard as a static site (pages + exports) straight from the database."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlmodel import Session
+
+    from server.context import ServerContext
+    from server.services.pages import PageService
+    from server.services.static_site import write_static_site
+    from submissions.errors import ConfigError
+
+    settings = _settings()
+    engine = _engine()
+    try:
+        with Session(engine) as db:
+            pages = PageService(ServerContext.from_settings(settings))
+            files = write_static_site(db=db, pages=pages, out=out, organizer=organizer)
+    except (OperationalError, ProgrammingError) as err:
+        raise ConfigError(
+            f"cannot read the leaderboard from the database (migrated with `tdc-server "
+            f"migrate`?): {err.orig}"
+        ) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"wrote {len(files)} files to {out} (open {out / 'index.html'})", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:

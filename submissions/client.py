@@ -5,6 +5,7 @@
     client.get(sub.id).state                     # State.queued ...
     done = client.wait(sub.id)                   # polls until a final state
     client.datasets(); client.dataset("demo"); client.pool_uids("demo", dest, etag=old)
+    client.download_site(Path("site.zip"))       # the static leaderboard (organizer=True too)
 
     # organizer / worker side (organizer token)
     for job in client.claim("worker-1", max_jobs=10, lease_seconds=600):
@@ -182,6 +183,37 @@ class TdcClient:
                 return resp.headers.get("etag")
         except httpx.TransportError as err:
             raise ServerUnreachable(f"cannot reach {self.base_url}: {err}") from None
+
+    def download_site(
+        self, dest: Path, *, organizer: bool = False, max_bytes: int | None = None
+    ) -> Path:
+        """The static leaderboard site as a zip (``GET /api/site.zip``), streamed to ``dest``.
+
+        ``organizer=True`` asks for the organizers' view (hidden tests too; organizer token).
+        More than ``max_bytes`` received raises ``TdcError`` and leaves ``dest`` alone.
+        """
+        url = f"{self.base_url}/api/site.zip"
+        params = {"organizer": "1"} if organizer else None
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            with self._http.stream("GET", url, headers=self._headers, params=params) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise _error(resp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                received = 0
+                with tmp.open("wb") as f:
+                    for chunk in resp.iter_bytes(1 << 20):
+                        received += len(chunk)
+                        if max_bytes is not None and received > max_bytes:
+                            raise TdcError(f"the site archive exceeds {max_bytes:,} bytes")
+                        f.write(chunk)
+                os.replace(tmp, dest)
+        except httpx.TransportError as err:
+            raise ServerUnreachable(f"cannot reach {self.base_url}: {err}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
 
     def submit(
         self,

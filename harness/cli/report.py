@@ -1,13 +1,16 @@
-"""``tdc-harness report leaderboard``: the web leaderboard as static HTML, from a database.
+"""``tdc-harness report leaderboard``: the web leaderboard as static HTML, from the server.
 
-    tdc-harness report leaderboard --out site/                        # TDC_DATABASE_URL
-    tdc-harness report leaderboard --out site/ --database-url sqlite:///./tdc.db
-    tdc-harness report leaderboard --out internal/ --organizer        # hidden tests too
+    tdc-harness report leaderboard --out site/                          # TDC_SERVER or local
+    tdc-harness report leaderboard --out site/ --server https://tdc.example.org
+    TDC_ORGANIZER_TOKEN=... tdc-harness report leaderboard --out internal/ --organizer
 
-Writes the same pages the server shows (home, every board with its CSV and JSON exports,
-submission and team pages) with relative links, for hosting without the server. The site is
-built by ``server.services.static_site`` (imported here, inside the command: the server
-package owns the database schema, and the harness imports it only for this read-only export).
+Downloads ``GET /api/site.zip`` (the same pages the server shows: home, every board with its
+CSV and JSON exports, submission and team pages, with relative links, for hosting without
+the server) and unpacks it into ``--out`` with :func:`harness.archive.extract_zip` (no
+absolute names, no ``..``, no links, a cap on the unpacked size). ``--organizer`` asks for the
+organizers' view with hidden tests, which needs an organizer token and must not be published.
+The harness talks to the server over HTTP only; ``tdc-server report`` writes the same site
+straight from the database on the server's side.
 """
 
 from __future__ import annotations
@@ -17,49 +20,44 @@ from pathlib import Path
 import typer
 
 from harness.cli.main import app
-from submissions.errors import ConfigError
 
 report_app = typer.Typer(help="Reports: the leaderboard as a static site.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+
+# Building the site may take a while on a big database before the first byte is sent.
+DOWNLOAD_TIMEOUT_S = 600.0
 
 
 @report_app.command("leaderboard")
 def leaderboard_command(
     out: Path = typer.Option(..., "--out", "-o", help="directory to write the site into"),
-    database_url: str | None = typer.Option(
-        None, "--database-url", help="default: TDC_DATABASE_URL (the server's database)"
+    server: str | None = typer.Option(
+        None, "--server", help="server URL (default: TDC_SERVER or local)"
+    ),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        envvar=["TDC_ORGANIZER_TOKEN", "TDC_TOKEN"],
+        help="API token (needed only with --organizer, which needs an organizer token)",
     ),
     organizer: bool = typer.Option(
         False, "--organizer", help="include hidden tests and hidden submissions (do not publish)"
     ),
 ) -> None:
-    """Write the leaderboard pages and exports as static files."""
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
-    from sqlmodel import Session
+    """Download the leaderboard pages and exports from the server as static files."""
+    import tempfile
 
-    from server.context import ServerContext
-    from server.db import make_engine
-    from server.services.pages import PageService
-    from server.services.static_site import write_static_site
-    from server.settings import Settings
+    from harness.archive import extract_zip
+    from submissions.client import TdcClient
+    from submissions.config import server_url
+    from submissions.errors import ConfigError
 
-    settings = Settings()
-    if database_url:
-        settings = settings.model_copy(update={"database_url": database_url})
-    url = settings.database_url
-    try:
-        engine = make_engine(url)
-    except (ArgumentError, NoSuchModuleError) as err:
-        raise ConfigError(f"not a usable database URL {url!r}: {err}") from None
-    try:
-        pages = PageService(ServerContext.from_settings(settings))
-        with Session(engine) as db:
-            files = write_static_site(db=db, pages=pages, out=out, organizer=organizer)
-    except (OperationalError, ProgrammingError) as err:
-        raise ConfigError(
-            f"cannot read the leaderboard from {url!r} (is it the server's database, migrated "
-            f"with `tdc-server migrate`?): {err.orig}"
-        ) from None
-    finally:
-        engine.dispose()
+    if organizer and not token:
+        raise ConfigError("--organizer needs an organizer token: --token or TDC_ORGANIZER_TOKEN")
+    with (
+        tempfile.TemporaryDirectory(prefix="tdc-report-") as tmp,
+        TdcClient(server_url(server), token, timeout=DOWNLOAD_TIMEOUT_S) as client,
+    ):
+        archive = client.download_site(Path(tmp) / "site.zip", organizer=organizer)
+        files = extract_zip(archive, out)
     typer.echo(f"wrote {len(files)} files to {out} (open {out / 'index.html'})")

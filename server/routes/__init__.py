@@ -10,4 +10,5 @@ ROUTE_MODULES: tuple[str, ...] = (
     "server.routes.organizer",
     "server.routes.leaderboard",
     "server.routes.pages",
+    "server.routes.site",
 )
