@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,44 @@ def test_cli_help_imports_no_heavy_library() -> None:
 def test_the_probe_sees_heavy_imports() -> None:
     """Guard: the probe does report a heavy import, so the checks above can fail."""
     assert "sklearn" in [m.split(".")[0] for m in _loaded_after("import sklearn")]
+
+
+# ``tdc-harness --help`` imports every command module: none may pull the scientific stack or
+# the settings machinery at import time (they load inside the commands).
+HELP_FREE = ("numpy", "pandas", "torch", "pydantic_settings")
+
+
+def _top_level_after(code: str) -> set[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    return {m.split(".")[0] for m in json.loads(out.strip().splitlines()[-1])}
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["validate", "--help"], ["report", "leaderboard", "--help"]]
+)
+def test_cli_help_imports_no_numpy_pandas_or_settings(argv: list[str]) -> None:
+    code = (
+        "import contextlib, io\n"
+        "from harness.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as buf:\n"
+        f"    rc = main({argv!r})\n"
+        "assert rc == 0 and 'Usage' in buf.getvalue(), (rc, buf.getvalue())"
+    )
+    assert sorted(_top_level_after(code) & set(HELP_FREE)) == []
+
+
+def test_help_probe_sees_numpy() -> None:
+    """Guard: the probe reports numpy when a command module's import does pull it in."""
+    assert "numpy" in _top_level_after("import harness.validation")
+
+
+def test_console_script_help_lists_every_command_group() -> None:
+    script = Path(sys.executable).with_name("tdc-harness")
+    assert script.exists(), f"{script}: install the package (pip install -e .)"
+    done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for command in ("datasets", "validate", "evaluate-pending", "report"):
+        assert command in done.stdout

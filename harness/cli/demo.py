@@ -19,10 +19,10 @@ import typer
 
 from harness.cli import common
 from harness.cli.main import app
-from harness.settings import HarnessSettings
 
 if TYPE_CHECKING:
     from harness.datasets import Dataset
+    from harness.settings import HarnessSettings
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,16 @@ invalid subset or a bad recipe exits with code 2 and the reason.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from harness.cli import common
 from harness.cli.main import app
 from submissions.errors import ConfigError
-from submissions.schemas import EvalResult
+
+if TYPE_CHECKING:
+    from submissions.schemas import EvalResult
 
 
 @app.command("evaluate")

@@ -10,13 +10,15 @@ prints the same report as one JSON object (harness.validation.ValidationReport).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from harness.cli import common
 from harness.cli.main import app
-from harness.validation import ValidationReport, validate_file
-from submissions.subset_file import DEFAULT_MAX_BYTES
+
+if TYPE_CHECKING:  # harness.validation pulls numpy: imported when the command runs
+    from harness.validation import ValidationReport
 
 INVALID_EXIT = 2
 
@@ -28,15 +30,20 @@ def validate_command(
     fraction: float = typer.Option(..., "--fraction", "-f", help="budget fraction of the pool"),
     task: str | None = typer.Option(None, "--task", "-t", help="one task; omit for all tasks"),
     as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object"),
-    max_bytes: int = typer.Option(DEFAULT_MAX_BYTES, "--max-bytes", help="file size cap"),
+    max_bytes: int | None = typer.Option(
+        None, "--max-bytes", help="file size cap (default: the server's upload cap)"
+    ),
 ) -> None:
     """Validate a subset file: every rule, every problem at once (exit 2 when invalid)."""
     from harness.datasets import Dataset
+    from harness.validation import validate_file
+    from submissions.subset_file import DEFAULT_MAX_BYTES
 
     settings = common.settings()
     spec = common.specs(settings).dataset(dataset)
     ds = Dataset.open(spec, data_root=settings.data_root)
-    report = validate_file(file, ds=ds, fraction=fraction, task=task, max_bytes=max_bytes)
+    cap = DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    report = validate_file(file, ds=ds, fraction=fraction, task=task, max_bytes=cap)
     typer.echo(report.model_dump_json() if as_json else render(report, file=file))
     if not report.ok:
         raise typer.Exit(INVALID_EXIT)
