@@ -228,7 +228,9 @@ def detection_scores(
 
     ``truth[i]``: (k, 5) cls, cx, cy, w, h; ``preds[i]``: (m, 6) x1, y1, x2, y2, conf, cls,
     all normalised. A class with test boxes but no correct detection has AP 0; images without
-    detections count (their boxes are missed). ``per_class``: AP@0.5 per class id.
+    detections count (their boxes are missed). ``per_class``: AP@0.5 per class id. As in
+    ultralytics (101-point interpolation; precision 0 beyond the last recall reached), so our
+    numbers stay comparable with published YOLO results.
     """
     if len(truth) != len(preds):
         raise ValueError(f"{len(preds)} predictions for {len(truth)} test images")
@@ -307,8 +309,9 @@ def _ap_per_class(
 
 
 def _ap(recall: npt.NDArray[np.float64], precision: npt.NDArray[np.float64]) -> float:
-    mrec = np.concatenate(([0.0], recall, [1.0]))
-    mpre = np.flip(np.maximum.accumulate(np.flip(np.concatenate(([1.0], precision, [0.0])))))
+    # Precision falls to 0 right after the last recall reached (ultralytics >= 8.4).
+    mrec = np.concatenate(([0.0], recall, [recall[-1]], [1.0]))
+    mpre = np.flip(np.maximum.accumulate(np.flip(np.concatenate(([1.0], precision, [0.0, 0.0])))))
     x = np.linspace(0, 1, 101)
     return float(np.trapezoid(np.interp(x, mrec, mpre), x))
 

@@ -8,7 +8,8 @@ Ultralytics reads ``YOLO_CONFIG_DIR`` once, at its first import, and writes a se
 there; left alone it uses ``~/.config/Ultralytics`` and turns on ``sync`` (anonymous usage
 events over the network). :func:`import_ultralytics` points the config dir at a private
 temporary directory of this process (unless the caller set one), sets ``YOLO_OFFLINE`` so
-its online checks answer "offline" without DNS lookups, and turns sync off. Training passes
+its online checks answer "offline" without DNS lookups, turns sync off, and puts a local
+font where ultralytics would otherwise download Arial.ttf (:func:`_local_fonts`). Training passes
 ``plots=False`` (plots fetch a font) and never asks for fp16 AMP (its self-check loads
 ``yolo26n.pt`` from the hub); weights are a local file or a model YAML, never a download.
 """
@@ -36,14 +37,35 @@ def import_ultralytics() -> Any:
     if "ultralytics" not in sys.modules:
         if not os.environ.get("YOLO_CONFIG_DIR"):
             os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="tdc-ultralytics-")
+        # ultralytics imports matplotlib, which would otherwise write ~/.config/matplotlib.
+        os.environ.setdefault("MPLCONFIGDIR", os.environ["YOLO_CONFIG_DIR"])
         os.environ.setdefault("YOLO_OFFLINE", "1")
         os.environ.setdefault("YOLO_VERBOSE", "False")
     import ultralytics
-    from ultralytics.utils import SETTINGS
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
 
     if SETTINGS.get("sync"):
         SETTINGS.update({"sync": False})
+    _local_fonts(Path(USER_CONFIG_DIR))
     return ultralytics
+
+
+def _local_fonts(config_dir: Path) -> None:
+    """Put a font where ultralytics looks before downloading one.
+
+    Every dataset check (``check_det_dataset``) calls ``check_font("Arial.ttf")``, which
+    fetches the file from GitHub unless it is in the config dir; the font only labels plots.
+    matplotlib's bundled DejaVu Sans stands in for it.
+    """
+    import shutil
+
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        if not (config_dir / name).exists():
+            shutil.copyfile(source, config_dir / name)
 
 
 def model_source(params: DetectionParams, *, nc: int, run_dir: Path, weights_dir: Path) -> str:
