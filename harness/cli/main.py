@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _handle(exc: Exception) -> int:
+    """Exit code for an exception raised by a command (TdcError -> 2 with its message)."""
     import click
 
     from submissions.errors import TdcError
@@ -64,11 +65,12 @@ def _handle(exc: Exception) -> int:
     if isinstance(exc, TdcError):
         typer.echo(f"error: {exc}", err=True)
         return 2
-    if isinstance(exc, click.exceptions.Exit):
-        return int(exc.exit_code)
-    if isinstance(exc, click.ClickException):
-        exc.show()
-        return 2
-    if isinstance(exc, click.exceptions.Abort):
+    if isinstance(exc, typer.Exit | click.exceptions.Exit):
+        return int(getattr(exc, "exit_code", 0))
+    if isinstance(exc, typer.Abort | click.exceptions.Abort):
         return 130
+    # Typer ships its own copy of click: its usage errors are TyperExceptions with show().
+    if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "show"):
+        exc.show()
+        return int(getattr(exc, "exit_code", 2))
     raise exc
