@@ -10,8 +10,10 @@ The training set is a YOLO dataset directory written into a scratch run director
 symlink (or copy) per subset image plus its label file from the split's ``boxes`` column
 (docs/benchmark-format.md, "Detection splits"), and a ``data.yaml``. Ultralytics' own model
 selection (``best.pt``) sees only a UID-hash holdout of the subset (``val_fraction``), never
-a test split. Each task is then scored on its whole test split by :func:`detection_scores`
-(mAP@0.5 and mAP@0.5:0.95, COCO-style 101-point interpolation as ultralytics computes it).
+a test split. Each task is then scored on its whole test split: detections are made by
+ultralytics' validation protocol (multi-label NMS, ``conf`` 0.001; the protocol behind
+published YOLO mAPs) and scored by :func:`detection_scores` (mAP@0.5 and mAP@0.5:0.95,
+101-point interpolation, equal to ultralytics' own numbers).
 
 Fully offline (harness.recipes.yolo_env): the ultralytics config directory is inside the run
 directory, settings sync is off, plots are off (no font download) and AMP runs only as bf16 on
@@ -84,26 +86,33 @@ class DetectionPredictor:
 
     def predict(self, split: str) -> npt.NDArray[np.object_]:
         """Per image of ``split`` (row order): float array (k, 6) of x1, y1, x2, y2, conf, cls
-        in coordinates normalised to the image."""
-        paths = [str(self.ds.image_root / f) for f in self.ds.split(split)["filename"]]
-        out = np.empty(len(paths), dtype=object)
-        p = self.params
-        for start in range(0, len(paths), 256):  # bounded memory on large test splits
-            results = self.model.predict(
-                paths[start : start + 256],
-                imgsz=p.image_size,
-                conf=p.conf,
-                iou=p.nms_iou,
-                max_det=p.max_det,
+        in coordinates normalised to the image (ultralytics' validation protocol)."""
+        import tempfile
+
+        from harness.recipes.yolo_env import val_predictions
+
+        table = self.ds.split(split)
+        names = class_names(self.ds)
+        with tempfile.TemporaryDirectory(prefix="tdc-detection-eval-") as tmp:
+            root = Path(tmp)
+            images = _write_part(self.ds, table, root / "data" / split, len(names))
+            data = {
+                "path": str(root / "data"),
+                "train": str(images),
+                "val": str(images),
+                "names": dict(enumerate(names)),
+            }
+            (root / "data.yaml").write_text(json.dumps(data))  # JSON is YAML
+            found = val_predictions(
+                self.model,
+                data_yaml=root / "data.yaml",
+                params=self.params,
                 device=self.device,
-                verbose=False,
-                batch=p.batch_size,
+                run_dir=root,
             )
-            for i, r in enumerate(results):
-                b = r.boxes
-                out[start + i] = np.column_stack(
-                    [b.xyxyn.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy()]
-                ).astype(np.float64)
+        out = np.empty(len(table), dtype=object)
+        for i, uid in enumerate(table["uid"].astype(str)):
+            out[i] = found.get(uid, np.zeros((0, 6)))
         return out
 
 

@@ -140,3 +140,56 @@ def train_yolo(
         **extra,
     )
     return model
+
+
+def val_predictions(
+    model: Any, *, data_yaml: Path, params: DetectionParams, device: str, run_dir: Path
+) -> dict[str, Any]:
+    """Image stem -> (k, 6) x1, y1, x2, y2 (normalised), conf, cls of every image of the
+    ``val`` entry of ``data_yaml``, made by ultralytics' validation protocol.
+
+    That protocol (multi-label NMS at ``conf``, ``nms_iou``, ``max_det``; letterboxed
+    rectangular batches) is how published YOLO mAPs are measured; ``YOLO.predict`` keeps one
+    class per box and scores lower. Ultralytics' own metrics of the run are discarded: the
+    captured detections are scored by harness.recipes.detection.detection_scores.
+    """
+    import numpy as np
+
+    import_ultralytics()
+    from ultralytics.models.yolo.detect import DetectionValidator
+    from ultralytics.utils import ops
+
+    captured: dict[str, Any] = {}
+
+    class Capture(DetectionValidator):  # type: ignore[misc]
+        def update_metrics(self, preds: list[dict[str, Any]], batch: dict[str, Any]) -> None:
+            for si, pred in enumerate(preds):
+                pb = self._prepare_batch(si, batch)
+                boxes: Any = ops.scale_boxes(
+                    pb["imgsz"], pred["bboxes"].clone(), pb["ori_shape"], pb["ratio_pad"]
+                )
+                h, w = pb["ori_shape"]
+                xyxyn = boxes.cpu().numpy().reshape(-1, 4) / np.array([w, h, w, h])
+                conf, cls = pred["conf"].cpu().numpy(), pred["cls"].cpu().numpy()
+                captured[Path(pb["im_file"]).stem] = np.column_stack([xyxyn, conf, cls])
+            super().update_metrics(preds, batch)
+
+    model.val(
+        validator=Capture,
+        data=str(data_yaml),
+        split="val",
+        imgsz=params.image_size,
+        batch=params.batch_size,
+        conf=params.conf,
+        iou=params.nms_iou,
+        max_det=params.max_det,
+        device=0 if device.startswith("cuda") else "cpu",
+        workers=params.workers,
+        plots=False,
+        save_json=False,
+        project=str(run_dir),
+        name="val",
+        exist_ok=True,
+        verbose=False,
+    )
+    return captured

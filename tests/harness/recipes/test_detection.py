@@ -187,7 +187,7 @@ def test_demo_end_to_end_without_network(
     for t in result.tasks:
         assert t.test_size == ds.split_size(ds.spec.task(t.task).test)
         # A model that predicts nothing scores exactly 0 (test_perfect_and_empty_predictions).
-        assert t.mean["map50"] > 0.01, t
+        assert t.mean["map50"] > 0.04, t
         assert 0 < t.mean["map50_95"] <= t.mean["map50"]
         assert set(t.seeds[0].per_class) <= {str(c) for c in range(10)}
     _appears_on_the_board(ds, result)
