@@ -31,6 +31,7 @@ mistakes never leave your machine. Every failure prints one line and exits with 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -103,8 +104,6 @@ def precheck(
     client: TdcClient, path: Path, *, info: DatasetPublic, fraction: float, task: str | None
 ) -> int:
     """Check ``path`` as the server will; returns the subset size or exits with code 3."""
-    import numpy as np
-
     from submissions.subset_file import read_subset_file
 
     budgets = {f.fraction: f.budget for f in info.fractions}
@@ -123,18 +122,41 @@ def precheck(
         uids = read_subset_file(path, max_bytes=max_bytes).uids
     except SubsetFileError as err:
         _fail(EXIT_PRECHECK, f"{path}: {err} [{err.code}]")
+    problems = _subset_problems(
+        uids,
+        budget=budgets[match[0]],
+        fraction=fraction,
+        pool=lambda: pool_uids(client, info.name),
+        name=info.name,
+    )
+    if problems:
+        _fail(EXIT_PRECHECK, "; ".join(problems))
+    return len(uids)
+
+
+def _subset_problems(
+    uids: np.ndarray,
+    *,
+    budget: int | None,
+    fraction: float,
+    pool: Callable[[], np.ndarray],
+    name: str,
+) -> list[str]:
+    """Every pre-check problem at once (duplicates, budget, UIDs outside the pool)."""
+    import numpy as np
+
+    problems = []
     unique, counts = np.unique(uids, return_counts=True)
     if len(unique) != len(uids):
         dup = ", ".join(map(str, unique[counts > 1][:5]))
-        _fail(EXIT_PRECHECK, f"{len(uids) - len(unique)} duplicate UIDs, e.g. {dup}")
-    budget = budgets[match[0]]
+        problems.append(f"{len(uids) - len(unique)} duplicate UIDs, e.g. {dup}")
     if budget is not None and len(uids) > budget:
-        _fail(EXIT_PRECHECK, f"{len(uids)} UIDs exceed the budget of {budget} at {fraction:g}")
-    unknown = unique[~np.isin(unique, pool_uids(client, info.name))]
+        problems.append(f"{len(uids)} UIDs exceed the budget of {budget} at {fraction:g}")
+    unknown = unique[~np.isin(unique, pool())]
     if len(unknown):
         sample = ", ".join(map(str, unknown[:10]))
-        _fail(EXIT_PRECHECK, f"{len(unknown)} UIDs are not in the {info.name} pool, e.g. {sample}")
-    return len(uids)
+        problems.append(f"{len(unknown)} UIDs are not in the {name} pool, e.g. {sample}")
+    return problems
 
 
 # --- commands -------------------------------------------------------------------------------

@@ -227,3 +227,19 @@ def test_wait_follows_to_the_end(
         assert code == 0, err
         assert "test1: accuracy 0.8000 ± 0.0000" in out
         assert "test2" not in out  # hidden task: not shown to the participant
+
+
+def test_precheck_reports_every_problem_at_once(
+    live: Live, env: Path, pool: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = np.array([*pool[:31], pool[0], "zz-1"])  # over budget, a duplicate and an unknown UID
+    path = write_subset(tmp_path / "bad.npy", bad)
+    code, _, err = run(capsys, str(path), "--dataset", "tiny", "--fraction", "0.1",
+                       "--server", live.url)  # fmt: skip
+    assert code == cli.EXIT_PRECHECK
+    for needle in (
+        "1 duplicate UIDs",
+        "exceed the budget of 30",
+        "1 UIDs are not in the tiny pool",
+    ):
+        assert needle in err
