@@ -12,6 +12,7 @@
         client.heartbeat(job.id, job.lease_token, job_id="1234_0")
         client.download_file(job.id, dest)
         client.post_result(job.id, job.lease_token, result)   # or client.fail(...)
+    client.post_references(oracle_results)       # reference rows without a subset file
 
 Every non-2xx answer raises :class:`ApiError` (``.status``, ``.problems``, ``.retry_after``);
 a server that cannot be reached raises :class:`ServerUnreachable`. Uploads stream the file
@@ -23,7 +24,7 @@ from __future__ import annotations
 import builtins
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
@@ -41,6 +42,8 @@ from submissions.schemas import (
     FailurePost,
     Heartbeat,
     LeaseStatus,
+    ReferencePost,
+    ReferencesRecorded,
     ResultPost,
     ServerInfo,
     State,
@@ -411,6 +414,25 @@ class TdcClient:
 
     def disqualify(self, submission_id: int, reason: str) -> SubmissionPublic:
         return self.moderate(submission_id, "disqualify", reason)
+
+    def post_references(
+        self,
+        results: Sequence[EvalResult],
+        *,
+        kind: Literal["oracle"] = "oracle",
+        team: str | None = None,
+        name: str | None = None,
+    ) -> ReferencesRecorded:
+        """Record results without a subset file (the oracle) as unranked reference rows;
+        idempotent. ``team`` defaults to the server's (``oracle``), ``name`` labels the row."""
+        extra = {"team": team} if team else {}
+        body = ReferencePost(kind=kind, name=name, results=list(results), **extra)
+        return self._json(
+            ReferencesRecorded,
+            "POST",
+            "/api/organizer/references",
+            json=body.model_dump(mode="json"),
+        )
 
     def list_all(
         self,

@@ -165,6 +165,23 @@ class FailurePost(Schema):
     log_tail: str | None = Field(None, max_length=100_000)
 
 
+class ReferencePost(Schema):
+    """Reference results an organizer records without a subset file (the train-on-query
+    oracle): shown on boards, flagged, never ranked. ``name`` labels the row on boards."""
+
+    kind: Literal["oracle"] = "oracle"
+    team: str = Field("oracle", min_length=1, max_length=100)
+    name: str | None = Field(None, max_length=200, description="the row's label on boards")
+    results: list[EvalResult] = Field(min_length=1, max_length=1000)
+
+
+class ReferencesRecorded(Schema):
+    """One row per posted result (in order); ``created``: how many were new."""
+
+    submissions: list[SubmissionPublic]
+    created: int
+
+
 # --- server: datasets, submission details, organizer actions (added with the server) ------
 
 

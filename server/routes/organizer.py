@@ -8,6 +8,8 @@ POST /api/organizer/submissions/{id}/fail          FailurePost
 POST /api/organizer/submissions/{id}/{action}      AdminAction; action: requeue, cancel,
                                                    hide, unhide, disqualify, requalify
 GET  /api/organizer/submissions                    every team's, filter by state etc.
+POST /api/organizer/references                     ReferencePost -> ReferencesRecorded:
+                                                   oracle results as scored reference rows
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from fastapi.responses import FileResponse
 
 from server.routes.deps import CtxDep, Limit, Offset, OrganizerDep, SessionDep, SubmissionId
 from server.routes.submissions import ERRORS
-from server.services import worker
+from server.services import references, worker
 from submissions.schemas import (
     AdminAction,
     ClaimedSubmission,
@@ -25,6 +27,8 @@ from submissions.schemas import (
     FailurePost,
     Heartbeat,
     LeaseStatus,
+    ReferencePost,
+    ReferencesRecorded,
     ResultPost,
     State,
     SubmissionPublic,
@@ -110,3 +114,10 @@ def list_all(
     return worker.list_all(
         db=db, ctx=ctx, state=state, dataset=dataset, team=team, limit=limit, offset=offset
     )
+
+
+@router.post("/references")
+def post_references(
+    body: ReferencePost, db: SessionDep, ctx: CtxDep, me: OrganizerDep
+) -> ReferencesRecorded:
+    return references.record_references(db=db, ctx=ctx, principal=me, post=body)

@@ -15,6 +15,9 @@ commits.
     failed_infra -> queued (organizer retry)
     failed_user  -> queued (organizer requeue)
     scored, cancelled: final
+
+Rows are created queued (action ``submit``), or scored (action ``reference``: an organizer's
+reference result, e.g. the train-on-query oracle, which has no subset file to evaluate).
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
 }
 
 Flag = Literal["hidden", "disqualified"]
+
+# Actions that create a row: their event has no previous state.
+CREATE_ACTIONS = frozenset({"submit", "reference"})
 
 
 def sid(sub: Submission) -> int:
@@ -144,7 +150,7 @@ def record(
         SubmissionEvent(
             submission_id=sid(sub),
             action=action,
-            from_state=None if action == "submit" else sub.state,
+            from_state=None if action in CREATE_ACTIONS else sub.state,
             to_state=sub.state,
             actor=actor,
             reason=reason,

@@ -238,7 +238,7 @@ def post_result(
     _check_lease(sub, post.lease_token, now)
     _check_result(ctx, sub, post.result)
     try:
-        _write_scores(db, ctx, sub, post.result, now)
+        write_scores(db, ctx, sub, post.result, now)
         transitions.transition(
             db=db,
             sub=sub,
@@ -286,9 +286,10 @@ def _check_result(ctx: ServerContext, sub: Submission, result: EvalResult) -> No
         raise InvalidRequest("result does not match the submission: " + "; ".join(problems))
 
 
-def _write_scores(
+def write_scores(
     db: Session, ctx: ServerContext, sub: Submission, result: EvalResult, now: datetime
 ) -> None:
+    """The evaluation, per-seed results and task scores of ``sub`` (flushed; caller commits)."""
     spec = ctx.catalog.spec(sub.dataset)
     m = result.manifest
     db.add(
