@@ -12,6 +12,8 @@ Steps (each skips or reuses what a previous run left):
 - ``baselines``: a few selection baselines x fractions (x tasks for task-aware methods)
   submitted by the organizer as team ``baselines`` (idempotent: a rerun adds nothing).
 - ``evaluate``: ``evaluate-pending`` with the ``local`` executor until the queue is drained.
+- ``oracle``: the train-on-query oracle of the default recipe, posted as an unranked reference
+  row on each demo fraction's board (``POST /api/organizer/references``; a rerun adds nothing).
 
 The server is driven through its CLI in a subprocess (the harness never imports ``server``).
 """
@@ -185,10 +187,28 @@ def evaluate_step(run: DemoRun) -> None:
         run.notes["evaluated"] = _worker(run, client, watch=False).run()
 
 
+def oracle_step(run: DemoRun) -> None:
+    """Evaluate the oracle once and post it on every demo fraction's board (its score does
+    not depend on the fraction)."""
+    from harness.cli import common
+    from harness.recipes.oracle import evaluate_oracle
+    from submissions.client import TdcClient
+
+    server: DemoServer = run.notes["server"]
+    if run.dataset is None:
+        raise RuntimeError("oracle_step needs prepare_step first")
+    recipe = common.specs(run.settings).recipe(run.dataset.spec.default_recipe)
+    results = evaluate_oracle(ds=run.dataset, recipe=recipe, weights_dir=run.settings.weights_dir)
+    rows = [r.model_copy(update={"fraction": f}) for f in FRACTIONS for r in results]
+    with TdcClient(server.url, server.organizer_token) as client:
+        run.notes["oracle"] = client.post_references(rows, kind="oracle").created
+
+
 LOOP_STEPS: list[tuple[str, Step]] = [
     ("server", server_step),
     ("baselines", baselines_step),
     ("evaluate", evaluate_step),
+    ("oracle", oracle_step),
 ]
 
 

@@ -147,3 +147,29 @@ def test_cli_oracle_post_to_a_live_server(
         assert entry["tasks"]["test1"]["mean"] > 0.8  # chance is 1/3
     finally:
         live.server.stop()
+
+
+def test_demo_loop_oracle_step_posts_each_fraction_once(
+    demo_dataset: Dataset, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from harness.cli.demo import DemoRun
+    from harness.cli.demo_loop import FRACTIONS, oracle_step
+    from harness.settings import HarnessSettings
+
+    live = start_live(tmp_path, demo_dataset, teams={"ops": "organizer"})
+    try:
+        settings = HarnessSettings(data_root=demo_dataset.dir.root.parent)
+        run = DemoRun(settings=settings, dataset=demo_dataset)
+        run.notes["server"] = SimpleNamespace(url=live.url, organizer_token=live.tokens["ops"])
+        oracle_step(run)
+        assert run.notes["oracle"] == len(FRACTIONS) * len(demo_dataset.spec.tasks)
+        oracle_step(run)  # a rerun of the demo adds nothing
+        assert run.notes["oracle"] == 0
+        with TdcClient(live.url, None) as api:
+            boards = api.leaderboard("demo")["boards"]
+        on = {b["fraction"]: [e["kind"] for e in b["entries"]] for b in boards}
+        assert {f: on[f] for f in FRACTIONS} == {f: ["oracle"] for f in FRACTIONS}
+    finally:
+        live.server.stop()
