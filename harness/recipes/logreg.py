@@ -68,25 +68,32 @@ class _Problem:
         out[:, : self.k] = torch.from_numpy(m)
         return out.to(self.x.device)
 
-    def scores(self, w: F64, b: F64, *, pad: float) -> torch.Tensor:
+    def scores(
+        self, w: F64, b: F64, *, pad: float, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``x @ w + b`` with ``pad`` in the padded columns (-inf for logits: probability 0).
 
         The intercept is added after the GEMM: a broadcast bias in addmm halves MKL's speed.
+        ``out`` reuses memory: fresh large tensors cost a page fault per 4 KiB here.
         """
         self.gemms += 1
-        return (self.x @ self.to_torch(w)).add_(self.to_torch(b[None], pad=pad))
+        z = (
+            torch.mm(self.x, self.to_torch(w), out=out)
+            if out is not None
+            else self.x @ self.to_torch(w)
+        )
+        return z.add_(self.to_torch(b[None], pad=pad))
 
-    def data_loss(self, z: torch.Tensor) -> tuple[float, torch.Tensor]:
+    def data_loss(self, z: torch.Tensor, out: torch.Tensor) -> tuple[float, torch.Tensor]:
         """Mean cross-entropy at logits ``z`` and the residual ``softmax - onehot`` (not / n).
 
-        ``z`` (n, kp) is consumed: the residual is computed in its memory, in five passes.
+        The residual is written into ``out`` (may be ``z``): one fused log-softmax kernel and
+        one exp, fewer passes over n x classes than max/sub/exp/sum/div.
         """
-        r = z.sub_(z.amax(1, keepdim=True))
-        picked = r.gather(1, self.y)
-        r.exp_()
-        s = r.sum(1, keepdim=True)
-        data = float((s.log() - picked).sum(dtype=torch.float64)) / self.n
-        r /= s
+        logp = torch.ops.aten._log_softmax.out(z, 1, False, out=out)
+        picked = logp.gather(1, self.y)
+        data = -float(picked.sum(dtype=torch.float64)) / self.n
+        r = logp.exp_()
         r.scatter_add_(1, self.y, torch.full_like(picked, -1.0))
         return data, r
 
@@ -109,22 +116,48 @@ def fit_logreg(
     history: int = 10,
 ) -> LogRegFit:
     """Fit on ``x`` (n, d) float and ``y`` (n,) int64 class indices in ``[0, n_classes)``."""
+    from threadpoolctl import threadpool_limits
+
     n, d = x.shape
     mu_t = x.mean(0)
     prob = _Problem(x - mu_t, y, n_classes)
     mu = mu_t.double().cpu().numpy()
-    lam = 1.0 / (C * n)
     w, b = np.zeros((d, n_classes)), np.zeros(n_classes)
+    # numpy's BLAS threads would fight torch's for the cores on the small L-BFGS products.
+    with threadpool_limits(limits=1, user_api="blas"):
+        w, b, it, gmax = _solve(
+            prob, w, b, _Lbfgs(history), lam=1.0 / (C * n), mu=mu, tol=tol, max_iter=max_iter
+        )
+    intercept = b - mu @ w  # undo the centring
+    return LogRegFit(w, intercept, it, gmax <= tol, gmax, prob.gemms)
+
+
+def _solve(
+    prob: _Problem,
+    w: F64,
+    b: F64,
+    solver: _Lbfgs,
+    *,
+    lam: float,
+    mu: F64,
+    tol: float,
+    max_iter: int,
+) -> tuple[F64, F64, int, float]:
+    """L-BFGS from (w, b) with ``solver``'s memory until max |grad| <= tol: (w, b, iters, max)."""
+    d = w.shape[0]
     z = prob.scores(w, b, pad=-math.inf)
-    f, r = prob.data_loss(z.clone())
+    f, r = prob.data_loss(z, torch.empty_like(z))
+    f += 0.5 * lam * float((w * w).sum())
     g = _grad(prob, r, w, lam)
-    solver = _Lbfgs(history)
+    del r
+    bufs = (torch.empty_like(z), torch.empty_like(z))
+    xd = torch.empty_like(z)
     it, gmax = 0, _grad_max(g, mu, d)
     while gmax > tol and it < max_iter:
         direction = solver.direction(g, first=it == 0)
         dw, db = _split(direction, d)
-        xd = prob.scores(dw, db, pad=0.0)
-        ls = _LineSearch(prob, z, xd, lam=lam, w=w, dw=dw)
+        prob.scores(dw, db, pad=0.0, out=xd)
+        ls = _LineSearch(prob, z, xd, bufs, lam=lam, w=w, dw=dw)
         step, f_new, r = ls.run(f, float(g @ direction))
         if step == 0.0:
             log.warning("logreg line search made no progress at iteration %d; stopping", it)
@@ -135,8 +168,7 @@ def fit_logreg(
         solver.update(step * direction, g_new - g)
         f, g, it = f_new + 0.5 * lam * float((w * w).sum()), g_new, it + 1
         gmax = _grad_max(g, mu, d)
-    intercept = b - mu @ w  # undo the centring
-    return LogRegFit(w, intercept, it, gmax <= tol, gmax, prob.gemms)
+    return w, b, it, gmax
 
 
 def predict_logreg(fit: LogRegFit, x: npt.NDArray[np.floating]) -> npt.NDArray[np.int64]:
@@ -201,12 +233,15 @@ class _LineSearch:
         prob: _Problem,
         z: torch.Tensor,
         xd: torch.Tensor,
+        bufs: tuple[torch.Tensor, torch.Tensor],
         *,
         lam: float,
         w: F64,
         dw: F64,
     ) -> None:
         self.prob, self.z, self.xd = prob, z, xd
+        # Two scratch residuals: a trial writes into the one not holding the best so far.
+        self.bufs, self.free = bufs, 0
         # The penalty along the line is a quadratic in t: three numbers, no tensors.
         self.lam, self.ww, self.wd, self.dd = (
             lam,
@@ -217,7 +252,8 @@ class _LineSearch:
 
     def phi(self, t: float) -> tuple[float, float, torch.Tensor]:
         """Objective, its slope in t, and the residual at step ``t``."""
-        f, r = self.prob.data_loss(torch.add(self.z, self.xd, alpha=t))
+        buf = self.bufs[self.free]
+        f, r = self.prob.data_loss(torch.add(self.z, self.xd, alpha=t, out=buf), buf)
         # d/dt of the data term: <residual, x @ dw + db> / n, one fused pass (padded: 0 * 0).
         data = float(torch.dot(r.view(-1), self.xd.view(-1))) / self.prob.n
         pen = 0.5 * self.lam * (self.ww + 2 * t * self.wd + t * t * self.dd)
@@ -240,6 +276,7 @@ class _LineSearch:
                 return t, self._data(f, t), r
             else:
                 best = (t, self._data(f, t), r)
+                self.free = 1 - self.free
                 if slope * (hi - lo) >= 0:
                     hi = lo  # the minimiser lies between t and the old low end
                 lo, f_lo = t, f

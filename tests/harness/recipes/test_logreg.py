@@ -76,3 +76,30 @@ def test_max_iter_is_honoured() -> None:
     x, y = clusters(500, 16, 5, seed=2)
     fit = fit_logreg(torch.from_numpy(x), torch.from_numpy(y), n_classes=5, C=0.75, max_iter=2)
     assert fit.n_iter == 2 and not fit.converged
+
+
+def test_blas_thread_limit_is_scoped_to_the_fit() -> None:
+    """The fit limits numpy's BLAS to one thread (no fight with torch) and restores it."""
+    from threadpoolctl import threadpool_info
+
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    x, y = clusters(300, 8, 3, seed=3)
+    fit = fit_logreg(torch.from_numpy(x), torch.from_numpy(y), n_classes=3, C=0.75)
+    assert fit.converged
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before
+
+
+def test_reaches_sklearns_optimum_on_badly_scaled_features() -> None:
+    """Features scaled over 400x: many iterations through the reused, aliased buffers.
+
+    A wrong residual (log-softmax written over its input) would give a wrong gradient and
+    no convergence to sklearn's optimum.
+    """
+    x, y = clusters(1500, 24, 7, seed=4)
+    x = x * np.linspace(0.05, 20.0, 24, dtype=np.float32)
+    sk = LogisticRegression(C=0.75, max_iter=5000).fit(x, y)
+    fit = fit_logreg(torch.from_numpy(x), torch.from_numpy(y), n_classes=7, C=0.75, max_iter=5000)
+    assert fit.converged
+    f_ours = objective(fit.coef, fit.intercept, x, y, 0.75)
+    f_sk = objective(sk.coef_.T, sk.intercept_, x, y, 0.75)
+    assert f_ours <= f_sk * (1 + 1e-3)
