@@ -12,6 +12,10 @@ with the issue's targets (``GET /api/leaderboard/demo``: p95 < 50 ms; the HTML b
 same server and client doing no work). Upload: a 100 MB file streamed to a server whose
 RSS is sampled every 5 ms; target: RSS grows by < 50 MB.
 
+When ``wrk`` is installed (``apt-get install wrk``), the same paths are also driven by it
+(a C load generator: the Python client above shares the 2 cores with the server and inflates
+the tail) for ``--wrk-seconds`` each, printing wrk's p50/p95/p99 and requests per second.
+
 Reusable: ``prepare_database(url, workdir, n)`` seeds a database and returns the server
 environment; ``drive(url, clients=..., requests=...)`` returns per-request latencies (ms).
 """
@@ -22,7 +26,9 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -109,6 +115,37 @@ def bench_database(label: str, url: str, workdir: Path, args: argparse.Namespace
         for path in (FLOOR, *TARGETS_MS):
             ms = drive(srv.url + path, clients=args.clients, requests=args.requests)
             print(line(f"GET {path}", ms, TARGETS_MS.get(path)))
+        if shutil.which("wrk") and args.wrk_seconds:
+            for path in (FLOOR, *TARGETS_MS):
+                print(wrk_line(srv.url + path, clients=args.clients, seconds=args.wrk_seconds,
+                               target=TARGETS_MS.get(path), workdir=workdir))  # fmt: skip
+
+
+_WRK_REPORT = """done = function(summary, latency, requests)
+  io.write(string.format("%d %.3f %.3f %.3f %.1f %d\\n", summary.requests,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000, summary.requests / (summary.duration / 1e6),
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.timeout))
+end
+"""
+
+
+def wrk_line(url: str, *, clients: int, seconds: int, target: float | None, workdir: Path) -> str:
+    """Drive ``url`` with wrk (one thread, ``clients`` connections); one summary line."""
+    script = workdir / "report.lua"
+    script.write_text(_WRK_REPORT)
+    subprocess.run(["wrk", "-t1", "-c2", "-d1s", url], capture_output=True, check=False)  # warm
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip().splitlines()[-1].split()  # fmt: skip
+    n, p50, p95_, p99, rps, errors = int(out[0]), *map(float, out[1:5]), int(out[5])
+    verdict = (
+        f"p95/target {p95_ / target:5.2f} {'ok' if p95_ < target else 'OVER'}" if target else ""
+    )
+    path = url.split("/", 3)[-1]
+    return (f"  wrk /{path:<39} n={n:<5} p50 {p50:8.1f} ms  p95 {p95_:8.1f} ms  "
+            f"p99 {p99:6.1f} ms  {rps:6.0f} req/s  errors {errors}  {verdict}")  # fmt: skip
 
 
 def _rss_sampler(pid: int, stop: threading.Event, out: list[int]) -> None:
@@ -171,6 +208,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--upload-mb", type=int, default=100)
+    ap.add_argument("--wrk-seconds", type=int, default=8, help="0 disables the wrk run")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
           f"{args.clients} concurrent clients")  # fmt: skip

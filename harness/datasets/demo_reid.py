@@ -47,8 +47,7 @@ import numpy.typing as npt
 from harness.datasets.dataset import DatasetDir
 from harness.datasets.demo import ALL, write_png
 from harness.datasets.demo_detection import raw_digits
-from harness.datasets.preparers import PREPARERS, content_checksums, images_checksum
-from harness.datasets.writer import write_splits
+from harness.datasets.preparers import PREPARERS, write_built_splits
 from harness.settings import HarnessSettings
 from harness.specs import DatasetSpec
 
@@ -202,14 +201,4 @@ def prepare_demo_reid(
     image_root = out.root / spec.image_root
     image_root.mkdir(parents=True, exist_ok=True)
     built = build(image_root)
-    splits = {name: built[name] for name in spec.split_names()}
-    filenames = [f for df in splits.values() for f in df["filename"]]
-    extra = {
-        "name": spec.name,
-        "preparer": "demo_reid",
-        "seed": SEED,
-        "images": images_checksum(image_root, filenames),
-        "content_sha256": content_checksums(splits),
-    }
-    write_splits(out, splits, dataset_version=spec.version, extra=extra)
-    log.info("demo_reid: %s", {k: len(v) for k, v in splits.items()})
+    write_built_splits(spec, out=out, built=built, preparer="demo_reid", seed=SEED)

@@ -131,3 +131,33 @@ def content_checksums(splits: Mapping[str, pd.DataFrame]) -> dict[str, str]:
         text = df.reset_index(drop=True).to_csv(index=False, lineterminator="\n")
         out[name] = hashlib.sha256(text.encode()).hexdigest()
     return out
+
+
+def write_built_splits(
+    spec: DatasetSpec,
+    *,
+    out: DatasetDir,
+    built: Mapping[str, pd.DataFrame],
+    preparer: str,
+    seed: int,
+    **extra: object,
+) -> None:
+    """Write the spec's splits of a generated dataset with the standard manifest entries.
+
+    The images must already be under the spec's image root; the manifest records the
+    preparer, its seed, the image and split-content checksums, plus ``extra``.
+    """
+    from harness.datasets.writer import write_splits
+
+    splits = {name: built[name] for name in spec.split_names()}
+    filenames = [f for df in splits.values() for f in df["filename"]]
+    manifest_extra = {
+        "name": spec.name,
+        "preparer": preparer,
+        "seed": seed,
+        **extra,
+        "images": images_checksum(out.root / spec.image_root, filenames),
+        "content_sha256": content_checksums(splits),
+    }
+    write_splits(out, splits, dataset_version=spec.version, extra=manifest_extra)
+    log.info("%s: %s", preparer, {k: len(v) for k, v in splits.items()})
