@@ -5,16 +5,19 @@ PostgreSQL, and the memory cost of a 100 MB upload.
     .venv/bin/python -m benchmarks.server --db sqlite --submissions 2000 --requests 300
 
 For each database: migrate, seed ``--submissions`` scored submissions of ``demo`` (about 4
-task scores each; ``benchmarks.board_render.seed``), start a real server (``server.live``),
-then drive it with ``--clients`` concurrent asyncio clients and print p50/p95 side by side
-with the issue's targets (``GET /api/leaderboard/demo``: p95 < 50 ms; the HTML board
-``/datasets/demo``: p95 < 100 ms) and with ``GET /api/info`` as this stack's floor (the
-same server and client doing no work). Upload: a 100 MB file streamed to a server whose
-RSS is sampled every 5 ms; target: RSS grows by < 50 MB.
+task scores each; ``benchmarks.board_render.seed``), start a real server (``server.live``,
+the default configuration: one uvicorn process, access log on), then drive it with ``wrk``
+(``apt-get install wrk``; a C load generator, so the client's own cost does not inflate the
+server's tail on these 2 shared cores) with ``--clients`` connections for ``--wrk-seconds``
+per path. Printed: p50/p95/p99, requests per second and errors, side by side with the
+issue's targets (``GET /api/leaderboard/demo?fraction=0.1``: p95 < 50 ms; the HTML board
+``/datasets/demo?fraction=0.1``: p95 < 100 ms) and with ``GET /api/info`` as the stack's
+floor (same server, no work). Each path is driven twice: as a browser or httpx asks
+(``Accept-Encoding: gzip``) and uncompressed (``identity``, wrk's default).
 
-When ``wrk`` is installed (``apt-get install wrk``), the same paths are also driven by it
-(a C load generator: the Python client above shares the 2 cores with the server and inflates
-the tail) for ``--wrk-seconds`` each, printing wrk's p50/p95/p99 and requests per second.
+``--python-client`` adds the old measurement: asyncio httpx clients in this process (they share
+the cores with the server, so their numbers are client-bound). Upload: a 100 MB file streamed
+to a server whose RSS is sampled every 5 ms; target: RSS grows by < 50 MB.
 
 Reusable: ``prepare_database(url, workdir, n)`` seeds a database and returns the server
 environment; ``drive(url, clients=..., requests=...)`` returns per-request latencies (ms).
@@ -112,13 +115,20 @@ def bench_database(label: str, url: str, workdir: Path, args: argparse.Namespace
     env = prepare_database(url, workdir, args.submissions)
     print(f"{label}: seeded {args.submissions} submissions in {time.perf_counter() - t:.1f} s")
     with LiveServer.start(env=env, log_path=workdir / "server.log") as srv:
-        for path in (FLOOR, *TARGETS_MS):
-            ms = drive(srv.url + path, clients=args.clients, requests=args.requests)
-            print(line(f"GET {path}", ms, TARGETS_MS.get(path)))
-        if shutil.which("wrk") and args.wrk_seconds:
+        if shutil.which("wrk") is None:
+            print("  wrk not installed (apt-get install wrk): no latency verdict")
+        elif args.wrk_seconds:
+            for encoding in ("gzip", "identity"):
+                print(f"  wrk, {args.clients} connections, Accept-Encoding: {encoding}")
+                for path in (FLOOR, *TARGETS_MS):
+                    print(wrk_line(srv.url + path, clients=args.clients, seconds=args.wrk_seconds,
+                                   target=TARGETS_MS.get(path), workdir=workdir,
+                                   encoding=encoding))  # fmt: skip
+        if args.python_client:
+            print(f"  Python httpx clients ({args.clients}, in this process: client-bound)")
             for path in (FLOOR, *TARGETS_MS):
-                print(wrk_line(srv.url + path, clients=args.clients, seconds=args.wrk_seconds,
-                               target=TARGETS_MS.get(path), workdir=workdir))  # fmt: skip
+                ms = drive(srv.url + path, clients=args.clients, requests=args.requests)
+                print(line(f"GET {path}", ms, TARGETS_MS.get(path)))
 
 
 _WRK_REPORT = """done = function(summary, latency, requests)
@@ -130,13 +140,22 @@ end
 """
 
 
-def wrk_line(url: str, *, clients: int, seconds: int, target: float | None, workdir: Path) -> str:
+def wrk_line(
+    url: str,
+    *,
+    clients: int,
+    seconds: int,
+    target: float | None,
+    workdir: Path,
+    encoding: str = "identity",
+) -> str:
     """Drive ``url`` with wrk (one thread, ``clients`` connections); one summary line."""
     script = workdir / "report.lua"
     script.write_text(_WRK_REPORT)
-    subprocess.run(["wrk", "-t1", "-c2", "-d1s", url], capture_output=True, check=False)  # warm
+    header = ["-H", f"Accept-Encoding: {encoding}"]
+    subprocess.run(["wrk", "-t1", "-c2", "-d1s", *header, url], capture_output=True, check=False)
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "-s", str(script), url],
+        ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", *header, "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout.strip().splitlines()[-1].split()  # fmt: skip
     n, p50, p95_, p99, rps, errors = int(out[0]), *map(float, out[1:5]), int(out[5])
@@ -206,9 +225,10 @@ def main() -> None:
     ap.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     ap.add_argument("--submissions", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--requests", type=int, default=1000)
+    ap.add_argument("--requests", type=int, default=1000, help="per path, --python-client")
+    ap.add_argument("--python-client", action="store_true")
     ap.add_argument("--upload-mb", type=int, default=100)
-    ap.add_argument("--wrk-seconds", type=int, default=8, help="0 disables the wrk run")
+    ap.add_argument("--wrk-seconds", type=int, default=10, help="0 disables the wrk run")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
           f"{args.clients} concurrent clients")  # fmt: skip

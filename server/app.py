@@ -51,6 +51,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(startup, engine, ctx)
         yield
+        pages = getattr(app.state, "pages", None)
+        if pages is not None:
+            pages.boards.clock.unwatch(engine)
         if own_engine:
             engine.dispose()
 

@@ -38,6 +38,9 @@ class Settings(HarnessSettings):
     token_touch_s: int = Field(60, ge=0)
     # "<dataset>/<task>" -> when its hidden test scores become public (overrides the spec).
     reveal_at: dict[str, datetime] = Field(default_factory=dict)
+    # Cached boards are served without a query while nothing was committed through this
+    # process; writes by other processes (a second server, a CLI) show within this time.
+    board_revalidate_s: float = Field(1.0, ge=0, description="0: read the version per request")
     db_pool_size: int = Field(10, gt=0)
     db_max_overflow: int = Field(30, ge=0)
 

@@ -3,7 +3,8 @@
     @router.get("/x")
     def x(db: SessionDep, ctx: CtxDep, me: PrincipalDep) -> ...: ...
 
-Tests swap the database with ``app.dependency_overrides[get_db] = ...``.
+Routes that must not open a session on their fast path (cached boards) use
+:func:`open_session` themselves, in a worker thread, only when they need the database.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -26,8 +27,13 @@ async def get_ctx(request: Request) -> ServerContext:
     return ctx
 
 
+def open_session(app: FastAPI) -> Session:
+    """A session on the app's engine, as every route gets one (use it as a context manager)."""
+    return Session(app.state.engine, expire_on_commit=False)
+
+
 def get_db(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as db:
+    with open_session(request.app) as db:
         yield db
 
 

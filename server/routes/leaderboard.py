@@ -6,21 +6,25 @@
 
 ``format=csv`` or ``Accept: text/csv`` selects CSV (one table, board identity in the first
 columns). Public callers get the public tests only; an organizer token adds hidden tests.
+Bodies are cached per parameters until the database changes, served gzip-compressed to
+clients that accept it, with an ETag (``If-None-Match`` gets a 304).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Header, Query
+from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import Response
+from sqlmodel import Session
 
 from leaderboard.export import LeaderboardPublic, board_public, boards_csv
 from leaderboard.phases import utcnow
-from server.routes.deps import SessionDep
-from server.routes.pages import OrganizerFlag, PagesDep, ensure_pages, visibility
+from server.routes.pages import BearerDep, PagesDep, ensure_pages, serve_body, visibility
 
 router = APIRouter(prefix="/api", tags=["leaderboard"])
+_JSON = "application/json"
+_CSV = "text/csv; charset=utf-8"
 
 
 def install(app: FastAPI) -> None:
@@ -33,11 +37,11 @@ def install(app: FastAPI) -> None:
     response_model=LeaderboardPublic,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-def leaderboard(
+async def leaderboard(
+    request: Request,
     dataset: str,
-    db: SessionDep,
     pages: PagesDep,
-    organizer: OrganizerFlag,
+    creds: BearerDep,
     fraction: Annotated[float | None, Query(gt=0, le=1)] = None,
     task: str | None = None,
     recipe: str | None = None,
@@ -48,9 +52,11 @@ def leaderboard(
 ) -> Response:
     as_csv = format == "csv" or (format is None and accept is not None and "text/csv" in accept)
     params = (dataset, fraction, task, recipe, version, all_entries, as_csv)
-    key = ("api", *params, *visibility(pages, [dataset], organizer=organizer))
 
-    def build() -> bytes | LeaderboardPublic:
+    def key(organizer: bool) -> tuple[object, ...]:
+        return ("api", *params, *visibility(pages, [dataset], organizer=organizer))
+
+    def build(db: Session, organizer: bool) -> bytes:
         boards, spec = pages.boards_for(
             db=db,
             dataset=dataset,
@@ -68,28 +74,25 @@ def leaderboard(
         ]
         if as_csv:
             return boards_csv(pairs).encode()
-        return LeaderboardPublic(
-            dataset=dataset,
-            generated_at=utcnow(),
-            boards=[board_public(b, budget=budget) for b, budget in pairs],
+        # generated_at is when the board was computed: served from cache until it changes.
+        return (
+            LeaderboardPublic(
+                dataset=dataset,
+                generated_at=utcnow(),
+                boards=[board_public(b, budget=budget) for b, budget in pairs],
+            )
+            .model_dump_json()
+            .encode()
         )
 
-    # Cached serialised, so a repeat costs one revalidation query (generated_at is then the
-    # time the board was computed, which is what it means).
-    body = pages.cached(db=db, key=key, build=lambda: _serialise(build()))
-    if as_csv:
-        name = (
-            f"{dataset}-leaderboard"
-            + (f"-{fraction:g}" if fraction else "")
-            + (f"-{task}" if task else "")
-        )
-        return Response(
-            body,
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
-    return Response(body, media_type="application/json")
-
-
-def _serialise(value: bytes | LeaderboardPublic) -> bytes:
-    return value if isinstance(value, bytes) else value.model_dump_json().encode()
+    if not as_csv:
+        return await serve_body(request, pages, creds, key=key, build=build, media_type=_JSON)
+    name = (
+        f"{dataset}-leaderboard"
+        + (f"-{fraction:g}" if fraction else "")
+        + (f"-{task}" if task else "")
+    )
+    disposition = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+    return await serve_body(
+        request, pages, creds, key=key, build=build, media_type=_CSV, headers=disposition
+    )

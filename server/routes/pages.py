@@ -13,26 +13,32 @@ API (server.routes.leaderboard), so what a page shows and what an export holds a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from sqlmodel import Session
 
 from leaderboard import render
 from leaderboard.phases import utcnow
 from leaderboard.render import STATIC_DIR, ServerLinks
 from server.errors import NotFound
-from server.routes.deps import CtxDep, SessionDep
+from server.routes.deps import CtxDep, SessionDep, open_session
 from server.services.auth import authenticate
+from server.services.bodies import Body
+from server.services.freshness import BoardClock
 from server.services.pages import PageService
 from submissions.errors import UnknownName
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 _bearer = HTTPBearer(auto_error=False)
 LINKS = ServerLinks()
+_HTML = "text/html; charset=utf-8"
 TOP_ROWS = 100  # rows of a board page before "show all" (exports always hold every row)
 
 
@@ -43,14 +49,16 @@ def install(app: FastAPI) -> None:
 
 
 def ensure_pages(app: FastAPI) -> PageService:
-    """The app's one PageService (and board cache), made on first use."""
+    """The app's one PageService (board cache and clock), made on first use."""
     if getattr(app.state, "pages", None) is None:
-        app.state.pages = PageService(app.state.ctx)
+        clock = BoardClock(revalidate_s=app.state.settings.board_revalidate_s)
+        clock.watch(app.state.engine)
+        app.state.pages = PageService(app.state.ctx, clock=clock)
     pages: PageService = app.state.pages
     return pages
 
 
-def get_pages(request: Request) -> PageService:
+async def get_pages(request: Request) -> PageService:
     return ensure_pages(request.app)
 
 
@@ -69,6 +77,56 @@ def is_organizer(
 
 PagesDep = Annotated[PageService, Depends(get_pages)]
 OrganizerFlag = Annotated[bool, Depends(is_organizer)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+KeyOf = Callable[[bool], tuple[object, ...]]
+BuildOf = Callable[[Session, bool], str | bytes]
+
+
+async def serve_body(
+    request: Request,
+    pages: PageService,
+    creds: HTTPAuthorizationCredentials | None,
+    *,
+    key: KeyOf,
+    build: BuildOf,
+    media_type: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """A cached page or export: from memory on the event loop when the public's copy is known
+    current (no session, no thread), else built or revalidated in a worker thread.
+
+    ``key(organizer)`` holds everything the body depends on besides the database;
+    ``build(db, organizer)`` makes it.
+    """
+    body = pages.peek_body(key(False)) if creds is None else None
+    if body is None:
+        body = await run_in_threadpool(_load_body, request, pages, creds, key, build)
+    return body_response(body, request=request, media_type=media_type, headers=headers)
+
+
+def _load_body(
+    request: Request,
+    pages: PageService,
+    creds: HTTPAuthorizationCredentials | None,
+    key: KeyOf,
+    build: BuildOf,
+) -> Body:
+    with open_session(request.app) as db:
+        organizer = creds is not None and is_organizer(db, pages.ctx, creds)
+        return pages.body(db=db, key=key(organizer), build=lambda: build(db, organizer))
+
+
+def body_response(
+    body: Body, *, request: Request, media_type: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """200 with the body (gzip when accepted), or 304 when the client already has it."""
+    common = {"ETag": body.etag, "Vary": "Accept-Encoding, Authorization", **(headers or {})}
+    if body.matches(request.headers.get("if-none-match")):
+        return Response(status_code=304, headers=common)
+    content, encoding = body.encoded(accept_encoding=request.headers.get("accept-encoding"))
+    if encoding is not None:
+        common["Content-Encoding"] = encoding
+    return Response(content, media_type=media_type, headers=common)
 
 
 def _not_found(err: Exception) -> HTMLResponse:
@@ -85,32 +143,34 @@ def visibility(pages: PageService, datasets: list[str], *, organizer: bool) -> t
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(db: SessionDep, pages: PagesDep, organizer: OrganizerFlag) -> HTMLResponse:
-    key = ("home", *visibility(pages, pages.ctx.catalog.names(), organizer=organizer))
-    html = pages.cached(
-        db=db,
-        key=key,
-        build=lambda: render.render_home(
-            datasets=pages.home(db=db, organizer=organizer), links=LINKS
-        ),
-    )
-    return HTMLResponse(html)
+async def home(request: Request, pages: PagesDep, creds: BearerDep) -> Response:
+    def key(organizer: bool) -> tuple[object, ...]:
+        return ("home", *visibility(pages, pages.ctx.catalog.names(), organizer=organizer))
+
+    def build(db: Session, organizer: bool) -> str:
+        return render.render_home(datasets=pages.home(db=db, organizer=organizer), links=LINKS)
+
+    return await serve_body(request, pages, creds, key=key, build=build, media_type=_HTML)
 
 
 @router.get("/datasets/{name}", response_class=HTMLResponse)
-def board(
+async def board(
+    request: Request,
     name: str,
-    db: SessionDep,
     pages: PagesDep,
-    organizer: OrganizerFlag,
+    creds: BearerDep,
     fraction: float | None = None,
     recipe: str | None = None,
     version: str | None = None,
     task: str | None = None,
     all_entries: Annotated[bool, Query(alias="all")] = False,
     rows: Literal["top", "all"] = "top",
-) -> HTMLResponse:
-    def build() -> str:
+) -> Response:
+    def key(organizer: bool) -> tuple[object, ...]:
+        params = ("board", name, fraction, recipe, version, task, all_entries, rows)
+        return params + visibility(pages, [name], organizer=organizer)
+
+    def build(db: Session, organizer: bool) -> str:
         page = pages.board_page(
             db=db,
             dataset=name,
@@ -135,13 +195,9 @@ def board(
         return render.render_board(page=page, links=LINKS)
 
     try:
-        key = ("board", name, fraction, recipe, version, task, all_entries, rows)
-        html = pages.cached(
-            db=db, key=key + visibility(pages, [name], organizer=organizer), build=build
-        )
+        return await serve_body(request, pages, creds, key=key, build=build, media_type=_HTML)
     except (NotFound, UnknownName) as err:
         return _not_found(err)
-    return HTMLResponse(html)
 
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)

@@ -11,10 +11,12 @@ One indexed query per (dataset, recipe, version) reads every public scored task 
 ``leaderboard.ranking``. Hidden and disqualified submissions never reach a board; tasks not in
 ``tasks`` (hidden tests, for the public) are not even read.
 
-Boards are cached per (dataset, recipe, version, tasks, all_entries) and revalidated on every
-request with one cheap query (:func:`stamp`): every change that can move a board (a score, a
-hide, a disqualification, a requeue) appends a ``SubmissionEvent`` in the same transaction,
-so a board is rebuilt exactly when the event table changed.
+Boards are cached per (dataset, recipe, version, tasks, all_entries) under the version of the
+event table (:func:`stamp`): every change that can move a board (a score, a hide, a
+disqualification, a requeue) appends a ``SubmissionEvent`` in the same transaction, so a board
+is rebuilt exactly when the event table changed. A :class:`~server.services.freshness.BoardClock`
+says when that version must be read again (after a commit, or ``revalidate_s`` for other
+processes' writes); without one, it is read on every call.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from leaderboard.ranking import Board, BoardKey, RankingRule, rank_dataset_board
 from leaderboard.rows import KINDS, ResultRow
 from server.context import ServerContext
 from server.models import Evaluation, Submission, SubmissionEvent, TaskScore, Team
+from server.services.freshness import BoardClock
 from submissions.schemas import State
 
 T = TypeVar("T")
@@ -182,13 +185,25 @@ class Bundle:
 class BoardService:
     """Boards with a revalidated cache; thread-safe (routes run in a thread pool)."""
 
-    def __init__(self, ctx: ServerContext, *, max_entries: int = 256) -> None:
+    def __init__(
+        self, ctx: ServerContext, *, clock: BoardClock | None = None, max_entries: int = 256
+    ) -> None:
         self.ctx = ctx
+        self.clock = clock or BoardClock(revalidate_s=0.0)
         self.max_entries = max_entries
         self._cache: OrderedDict[tuple[object, ...], tuple[tuple[int, int], object]] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[tuple[object, ...], threading.Lock] = {}
         self.builds = 0  # how many times a board was computed (tests check the cache with it)
+
+    def peek(self, key: tuple[object, ...]) -> object | None:
+        """The cached value of ``key`` if the clock vouches it is current, with no query."""
+        current = self.clock.peek()
+        if current is None:
+            return None
+        with self._lock:
+            hit = self._cache.get(key)
+        return hit[1] if hit is not None and hit[0] == current else None
 
     def _cached(
         self, key: tuple[object, ...], current: tuple[int, int], build: Callable[[], T]
@@ -250,7 +265,7 @@ class BoardService:
             series = () if all_entries else tuple(fraction_series(boards))
             return Bundle(spec, recipe, version, tuple(tasks), all_entries, boards, series)
 
-        return self._cached(key, stamp(db), build)
+        return self._cached(key, self.clock.current(db), build)
 
     def facts(self, *, db: Session, dataset: str) -> tuple[int, list[tuple[str, str]]]:
         """(number of public entries, recipe versions present), cached like the boards."""
@@ -258,4 +273,4 @@ class BoardService:
         def build() -> tuple[int, list[tuple[str, str]]]:
             return entry_count(db=db, dataset=dataset), recipe_versions(db=db, dataset=dataset)
 
-        return self._cached(("facts", dataset), stamp(db), build)
+        return self._cached(("facts", dataset), self.clock.current(db), build)

@@ -41,16 +41,24 @@ from server.errors import NotFound
 from server.models import Dataset as DatasetRow
 from server.models import Evaluation, Submission, Team
 from server.services import views
-from server.services.boards import BoardService, aware, snap_fraction, stamp
+from server.services.boards import BoardService, aware, snap_fraction
+from server.services.bodies import Body
+from server.services.freshness import BoardClock
 from submissions.errors import ConfigError
 
 T = TypeVar("T")
 
 
 class PageService:
-    def __init__(self, ctx: ServerContext, *, boards: BoardService | None = None) -> None:
+    def __init__(
+        self,
+        ctx: ServerContext,
+        *,
+        boards: BoardService | None = None,
+        clock: BoardClock | None = None,
+    ) -> None:
         self.ctx = ctx
-        self.boards = boards or BoardService(ctx)
+        self.boards = boards or BoardService(ctx, clock=clock)
 
     def cached(self, *, db: Session, key: tuple[object, ...], build: Callable[[], T]) -> T:
         """``build()`` (a rendered page, an export), reused until the database changes.
@@ -58,7 +66,18 @@ class PageService:
         ``key`` must hold everything the result depends on besides the database: the request's
         parameters, the viewer (organizer or not) and the visible tasks (they change with time).
         """
-        return self.boards._cached(("page", *key), stamp(db), build)
+        return self.boards._cached(("page", *key), self.boards.clock.current(db), build)
+
+    def body(
+        self, *, db: Session, key: tuple[object, ...], build: Callable[[], str | bytes]
+    ) -> Body:
+        """Like :meth:`cached`, as a response :class:`Body` (ETag and gzip made once)."""
+        return self.cached(db=db, key=("body", *key), build=lambda: Body.of(build()))
+
+    def peek_body(self, key: tuple[object, ...]) -> Body | None:
+        """The cached body of ``key`` when it is known current without a query, else None."""
+        hit = self.boards.peek(("page", "body", *key))
+        return hit if isinstance(hit, Body) else None
 
     # --- phases and facts ------------------------------------------------------------------
 
