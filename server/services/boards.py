@@ -198,7 +198,7 @@ class BoardService:
 
     def peek(self, key: tuple[object, ...]) -> object | None:
         """The cached value of ``key`` if the clock vouches it is current, with no query."""
-        current = self.clock.peek()
+        current = self.clock.peek(stale_ok=True)
         if current is None:
             return None
         with self._lock:

@@ -46,6 +46,8 @@ class BoardClock:
         self.revalidate_s = revalidate_s
         self._read = read or stamp
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()  # one re-read at a time: no herd of equal queries
+        self._refreshing = False
         self._generation = 0  # bumped after every commit through a watched engine
         self._known: tuple[Stamp, int, float] | None = None  # (version, generation, when)
         self.reads = 0  # database reads so far (tests check the clock with it)
@@ -59,14 +61,22 @@ class BoardClock:
         if event.contains(engine.pool, "checkin", self._on_checkin):
             event.remove(engine.pool, "checkin", self._on_checkin)
 
-    def peek(self) -> Stamp | None:
-        """The version if it is still trusted; ``None`` when it must be read again."""
+    def peek(self, *, stale_ok: bool = False) -> Stamp | None:
+        """The version if it is still trusted; ``None`` when it must be read again.
+
+        ``stale_ok``: while another request re-reads a version that merely aged past
+        ``revalidate_s`` (no commit here since), keep answering with it instead of queueing
+        behind that read; a version made stale by a commit is never served.
+        """
         known = self._known
         if known is None or self.revalidate_s <= 0:
             return None
         version, generation, when = known
-        fresh = generation == self._generation and time.monotonic() - when < self.revalidate_s
-        return version if fresh else None
+        if generation != self._generation:
+            return None
+        if time.monotonic() - when < self.revalidate_s:
+            return version
+        return version if stale_ok and self._refreshing else None
 
     def read(self, db: Session) -> Stamp:
         """Read the version from the database and trust it from now on."""
@@ -79,7 +89,19 @@ class BoardClock:
         return version
 
     def current(self, db: Session) -> Stamp:
-        return self.peek() or self.read(db)
+        """The trusted version, or a fresh read; concurrent callers share one read."""
+        version = self.peek()
+        if version is not None:
+            return version
+        with self._read_lock:
+            version = self.peek()  # read by the caller this one queued behind
+            if version is not None:
+                return version
+            self._refreshing = True
+            try:
+                return self.read(db)
+            finally:
+                self._refreshing = False
 
     def _on_checkin(self, _dbapi_conn: Any, record: Any) -> None:
         if record is not None and record.info.pop(_WROTE, False):

@@ -102,3 +102,54 @@ def test_unwatch_stops_listening_and_is_idempotent(engine: Engine) -> None:
         c.read(db)
     _write(engine)
     assert c.peek() is not None, "an unwatched engine's commits are not followed"
+
+
+def test_an_aged_version_is_served_while_one_request_rereads_it(
+    engine: Engine, fake_time: FakeTime
+) -> None:
+    """Past revalidate_s one caller re-reads; the others keep the aged (not committed-over)
+    version meanwhile instead of all querying at once."""
+    seen: list[Stamp | None] = []
+
+    def slow_read(db: Session) -> Stamp:
+        seen.append(c.peek(stale_ok=True))  # another request, while this read runs
+        seen.append(c.peek())
+        return (7, 7)
+
+    c = BoardClock(revalidate_s=1.0, read=slow_read)
+    c.watch(engine)
+    with Session(engine) as db:
+        c.read(db)
+        seen.clear()
+        fake_time.now += 2
+        assert c.peek(stale_ok=True) is None, "nobody is re-reading yet: must read"
+        assert c.current(db) == (7, 7)
+    assert seen == [(7, 7), None], "aged version served only to stale_ok callers, mid-read"
+    _write(engine)
+    assert c.peek(stale_ok=True) is None, "a commit makes it stale even for stale_ok"
+    c.unwatch(engine)
+
+
+def test_concurrent_callers_share_one_read(engine: Engine) -> None:
+    import threading
+
+    gate = threading.Event()
+
+    def blocking_read(db: Session) -> Stamp:
+        gate.wait(timeout=30)
+        return (1, 1)
+
+    c = BoardClock(revalidate_s=60.0, read=blocking_read)
+    results: list[Stamp] = []
+
+    def call() -> None:
+        with Session(engine) as db:
+            results.append(c.current(db))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == [(1, 1)] * 6 and c.reads == 1
