@@ -10,7 +10,7 @@ stopping rule (harness.recipes.logreg) on exactly the subset's pool rows::
         task_types: [classification]
         params: {C: 0.75, max_iter: 1000}
 
-It is deterministic (L-BFGS from zero), so every seed gives the same model; the seed is
+It is deterministic (a fixed solver from zero), so every seed gives the same model; the seed is
 accepted for the common signature. Only the classes present in the subset can be predicted
 (as with sklearn); test examples of other classes count as errors.
 """
@@ -42,7 +42,6 @@ class LinearProbeParams(Params):
     C: float = Field(0.75, gt=0, description="inverse L2 strength, as in sklearn")
     max_iter: int = Field(1000, gt=0)
     tol: float = Field(1e-4, gt=0, description="max |gradient| at convergence, as in sklearn")
-    history: int = Field(10, ge=1, description="L-BFGS memory (scipy's default)")
     embedding: str = Field("image", description="which cached embedding to train on")
     dtype: Literal["float32", "float64"] = "float32"
 
@@ -92,7 +91,6 @@ def train(*, ctx: TrainContext, seed: int) -> LinearPredictor:
         C=p.C,
         tol=p.tol,
         max_iter=p.max_iter,
-        history=p.history,
     )
     if not fit.converged:
         log.warning(

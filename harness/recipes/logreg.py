@@ -1,4 +1,4 @@
-"""Multinomial logistic regression with scikit-learn's objective, solved by L-BFGS in torch.
+"""Multinomial logistic regression with scikit-learn's objective, solved in torch.
 
 Minimises the objective of ``sklearn.linear_model.LogisticRegression(C=C)`` (lbfgs solver)::
 
@@ -12,16 +12,19 @@ absolute gradient entry, in raw feature coordinates, at most ``tol``::
 
 Why it is faster than sklearn at the same optimum (see benchmarks/linear_probe.py):
 
-- float32 GEMMs (twice the float64 rate) with the class dimension padded to a multiple of 32,
-  which keeps MKL's skinny-GEMM kernels efficient; padded classes are masked out exactly.
-- Features are centred (an exact reparametrisation: the intercept absorbs the mean), which
-  improves the conditioning L-BFGS sees; the coefficients returned are in raw coordinates.
-- A line search that costs no GEMM: logits along the direction are ``Z + t * XD`` with ``XD``
-  computed once per iteration, and the directional derivative is a reduction over
-  ``softmax - onehot`` and ``XD``. One iteration costs exactly two GEMMs (``X @ D`` and
-  ``X.T @ R``), however many step lengths the line search tries.
-- The L-BFGS vectors (d x classes) live in float64 numpy: exact enough near the optimum and
-  free of thread start-up costs for small vector operations.
+- Fewer passes over the data. Each iteration takes one damped Newton step, exact in the
+  3-dimensional subspace spanned by a preconditioned gradient, the last step and the current
+  point (SESOP, Narkiss & Zibulevsky 2005). The preconditioner is the inverse ridged feature
+  covariance (from 8k to 16k evenly spaced rows), which evens out feature scales and
+  correlations. 8 iterations instead of sklearn's 20 on the 100k x 512, 100-class problem.
+- Exactly two GEMMs of n x d x classes per iteration (``X @ D`` for the new direction and
+  ``X.T @ R`` for the gradient): logits along the other two directions are sums of earlier
+  products, and the subspace gradient and Hessian (from the residual already at hand) are
+  elementwise passes, as are the trial points of the step's backtracking.
+- float32 GEMMs (twice the float64 rate) with the class dimension padded to a multiple of 8
+  (MKL's kernels are slow at k = 100); padded classes are masked out exactly.
+- Features are centred (an exact reparametrisation: the intercept absorbs the mean); the
+  coefficients returned are in raw coordinates.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-_PAD = 32
-_C1, _C2 = 1e-4, 0.9  # Wolfe constants of scipy's L-BFGS-B line search
+_PAD = 8
+_C1 = 1e-4  # sufficient-decrease constant (Armijo)
 F64 = npt.NDArray[np.float64]
 
 
@@ -113,7 +116,6 @@ def fit_logreg(
     C: float,
     tol: float = 1e-4,
     max_iter: int = 1000,
-    history: int = 10,
 ) -> LogRegFit:
     """Fit on ``x`` (n, d) float and ``y`` (n,) int64 class indices in ``[0, n_classes)``."""
     from threadpoolctl import threadpool_limits
@@ -123,50 +125,61 @@ def fit_logreg(
     prob = _Problem(x - mu_t, y, n_classes)
     mu = mu_t.double().cpu().numpy()
     w, b = np.zeros((d, n_classes)), np.zeros(n_classes)
-    # numpy's BLAS threads would fight torch's for the cores on the small L-BFGS products.
+    prec = _preconditioner(prob.x)
+    # numpy's BLAS threads would fight torch's for the cores on the small products.
     with threadpool_limits(limits=1, user_api="blas"):
         w, b, it, gmax = _solve(
-            prob, w, b, _Lbfgs(history), lam=1.0 / (C * n), mu=mu, tol=tol, max_iter=max_iter
+            prob, w, b, prec, lam=1.0 / (C * n), mu=mu, tol=tol, max_iter=max_iter
         )
     intercept = b - mu @ w  # undo the centring
     return LogRegFit(w, intercept, it, gmax <= tol, gmax, prob.gemms)
+
+
+def _preconditioner(x: torch.Tensor, rows: int = 8192, ridge: float = 0.1) -> F64:
+    """Inverse of the centred features' covariance plus ``ridge`` x its mean eigenvalue.
+
+    The data term's Hessian is roughly (feature covariance) (x) (softmax curvature), so
+    directions ``-prec @ grad_W`` see evenly scaled features. It changes the path only, never
+    the objective or the optimum; evenly spaced rows (deterministic) are enough for that.
+    """
+    sub = x[:: max(1, x.shape[0] // rows)]
+    cov = (sub.T @ sub).double().cpu().numpy() / len(sub)
+    d = cov.shape[0]
+    return np.linalg.inv(cov + max(ridge * float(np.trace(cov)) / d, 1e-12) * np.eye(d))
 
 
 def _solve(
     prob: _Problem,
     w: F64,
     b: F64,
-    solver: _Lbfgs,
+    prec: F64,
     *,
     lam: float,
     mu: F64,
     tol: float,
     max_iter: int,
 ) -> tuple[F64, F64, int, float]:
-    """L-BFGS from (w, b) with ``solver``'s memory until max |grad| <= tol: (w, b, iters, max)."""
+    """Subspace Newton from (w, b) = 0 until max |grad| <= tol: (w, b, iterations, max)."""
     d = w.shape[0]
-    z = prob.scores(w, b, pad=-math.inf)
-    f, r = prob.data_loss(z, torch.empty_like(z))
-    f += 0.5 * lam * float((w * w).sum())
+    sub = _Subspace(prob, lam=lam)
+    f, r = prob.data_loss(sub.z, sub.scratch)  # logits 0 at w = b = 0: no GEMM
     g = _grad(prob, r, w, lam)
-    del r
-    bufs = (torch.empty_like(z), torch.empty_like(z))
-    xd = torch.empty_like(z)
-    it, gmax = 0, _grad_max(g, mu, d)
+    it, gmax, s = 0, _grad_max(g, mu, d), np.zeros_like(g)
     while gmax > tol and it < max_iter:
-        direction = solver.direction(g, first=it == 0)
-        dw, db = _split(direction, d)
-        prob.scores(dw, db, pad=0.0, out=xd)
-        ls = _LineSearch(prob, z, xd, bufs, lam=lam, w=w, dw=dw)
-        step, f_new, r = ls.run(f, float(g @ direction))
-        if step == 0.0:
-            log.warning("logreg line search made no progress at iteration %d; stopping", it)
+        # The last step and the point coincide at iteration 1 (from 0) and s is 0 at 0.
+        gw, gb = _split(g, d)
+        p = np.concatenate([-(prec @ gw).ravel(), -gb])
+        dirs = [p, s, np.concatenate([w.ravel(), b])][: min(it + 1, 3)]
+        dw, db = _split(p, d)
+        prob.scores(dw, db, pad=0.0, out=sub.xd[0])
+        step = sub.step(np.stack(dirs), g, r, f, w=w)
+        if step is None:
+            log.warning("logreg subspace step made no progress at iteration %d; stopping", it)
             break
-        z.add_(xd, alpha=step)
-        w, b = w + step * dw, b + step * db
-        g_new = _grad(prob, r, w, lam)
-        solver.update(step * direction, g_new - g)
-        f, g, it = f_new + 0.5 * lam * float((w * w).sum()), g_new, it + 1
+        s, f, r = step
+        sw, sb = _split(s, d)
+        w, b = w + sw, b + sb
+        g, it = _grad(prob, r, w, lam), it + 1
         gmax = _grad_max(g, mu, d)
     return w, b, it, gmax
 
@@ -193,100 +206,66 @@ def _grad_max(g: F64, mu: F64, d: int) -> float:
     return float(max(np.abs(gw + np.outer(mu, gb)).max(), np.abs(gb).max()))
 
 
-class _Lbfgs:
-    """Two-loop recursion over the last ``history`` curvature pairs."""
+class _Subspace:
+    """One Newton step over span{-P gradient, last step, current point}: no GEMM of its own.
 
-    def __init__(self, history: int) -> None:
-        self.history = history
-        self.pairs: list[tuple[F64, F64, float]] = []
+    The X-products of the three directions live in ``xd`` (padded columns 0): ``X @ -P g`` is
+    the iteration's one forward GEMM, ``X @ s`` and ``X @ [W; b]`` are sums of earlier ones.
+    The m x m Hessian at the current point comes from the residual already computed for the
+    gradient; trial points cost elementwise work only. The residual is written into
+    ``scratch``, which the next step reads (Hessian) before any trial overwrites it.
+    """
 
-    def direction(self, g: F64, *, first: bool) -> F64:
-        if not self.pairs:
-            # First step as scipy does: steepest descent scaled to unit length.
-            return -g / max(float(np.linalg.norm(g)), 1e-12) if first else -g
-        q = -g
-        alphas = []
-        for s, yv, rho in reversed(self.pairs):
-            a = rho * float(s @ q)
-            q = q - a * yv
-            alphas.append(a)
-        s, yv, _ = self.pairs[-1]
-        q = q * (float(s @ yv) / float(yv @ yv))
-        for (s, yv, rho), a in zip(self.pairs, reversed(alphas), strict=True):
-            q = q + (a - rho * float(yv @ q)) * s
-        return q
+    def __init__(self, prob: _Problem, *, lam: float) -> None:
+        n, kp, dtype = prob.n, prob.kp, prob.x.dtype
+        self.prob, self.lam = prob, lam
+        self.z = torch.zeros(n, kp, dtype=dtype, device=prob.x.device)
+        self.z[:, prob.k :] = -math.inf
+        self.xd = torch.zeros(3, n, kp, dtype=dtype, device=prob.x.device)
+        self.ru = torch.empty_like(self.xd)  # residual * xd, for the Hessian
+        self.xs, self.scratch = torch.empty_like(self.z), torch.empty_like(self.z)
 
-    def update(self, s: F64, yv: F64) -> None:
-        sy = float(s @ yv)
-        if sy <= 1e-10 * float(yv @ yv):  # a pair that would break positive definiteness
-            return
-        self.pairs.append((s, yv, 1.0 / sy))
-        if len(self.pairs) > self.history:
-            self.pairs.pop(0)
+    def step(
+        self, v: F64, g: F64, r: torch.Tensor, f: float, *, w: F64
+    ) -> tuple[F64, float, torch.Tensor] | None:
+        """(step, objective, residual) after a damped Newton step in span(v); None if stuck."""
+        m, vw = len(v), v[:, : w.size]
+        gram, wv, ww = vw @ vw.T, vw @ w.ravel(), float((w * w).sum())
+        slope = v @ g  # gradient in the subspace at t = 0, exact and free
+        t = _newton(self._hessian(r, m) + self.lam * gram, slope)
+        u = self.xd[:m].view(m, -1)
+        for _ in range(30):
+            torch.mv(u.T, torch.from_numpy(t).to(u), out=self.xs.view(-1))
+            zt = torch.add(self.z, self.xs, out=self.scratch)
+            data, r_new = self.prob.data_loss(zt, zt)
+            f_new = data + 0.5 * self.lam * float(ww + 2 * t @ wv + t @ gram @ t)
+            if f_new <= f + _C1 * float(slope @ t):  # Armijo
+                self.z.add_(self.xs)
+                self.xd[2].add_(self.xs)  # X @ [W; b] at the new point
+                self.xd[1].copy_(self.xs)  # X @ step, a direction of the next subspace
+                return t @ v, f_new, r_new
+            t = 0.5 * t
+        return None
+
+    def _hessian(self, r: torch.Tensor, m: int) -> F64:
+        """Data-term Hessian in the subspace: mean of u_j' (diag p - p p') u_l over rows.
+
+        With ``r = p - onehot``: (p * u_j) . u_l = (r * u_j) . u_l + u_j[y] u_l[y] and
+        p . u_j = r . u_j + u_j[y], so neither p nor the one-hot matrix is formed.
+        """
+        u, ru, n = self.xd[:m], self.ru[:m], self.prob.n
+        torch.mul(u, r, out=ru)
+        quad = (ru.view(m, -1) @ u.view(m, -1).T).double()
+        uy = u.gather(2, self.prob.y.expand(m, -1, -1)).squeeze(2).double()
+        pu = ru.sum(2).double() + uy
+        return ((quad + uy @ uy.T - pu @ pu.T) / n).cpu().numpy()  # type: ignore[no-any-return]
 
 
-class _LineSearch:
-    """Strong-Wolfe search along a direction; every trial step is elementwise work only."""
-
-    def __init__(
-        self,
-        prob: _Problem,
-        z: torch.Tensor,
-        xd: torch.Tensor,
-        bufs: tuple[torch.Tensor, torch.Tensor],
-        *,
-        lam: float,
-        w: F64,
-        dw: F64,
-    ) -> None:
-        self.prob, self.z, self.xd = prob, z, xd
-        # Two scratch residuals: a trial writes into the one not holding the best so far.
-        self.bufs, self.free = bufs, 0
-        # The penalty along the line is a quadratic in t: three numbers, no tensors.
-        self.lam, self.ww, self.wd, self.dd = (
-            lam,
-            float((w * w).sum()),
-            float((w * dw).sum()),
-            float((dw * dw).sum()),
-        )
-
-    def phi(self, t: float) -> tuple[float, float, torch.Tensor]:
-        """Objective, its slope in t, and the residual at step ``t``."""
-        buf = self.bufs[self.free]
-        f, r = self.prob.data_loss(torch.add(self.z, self.xd, alpha=t, out=buf), buf)
-        # d/dt of the data term: <residual, x @ dw + db> / n, one fused pass (padded: 0 * 0).
-        data = float(torch.dot(r.view(-1), self.xd.view(-1))) / self.prob.n
-        pen = 0.5 * self.lam * (self.ww + 2 * t * self.wd + t * t * self.dd)
-        return f + pen, data + self.lam * (self.wd + t * self.dd), r
-
-    def run(
-        self, f0: float, slope0: float, max_evals: int = 25
-    ) -> tuple[float, float, torch.Tensor]:
-        """(step, data loss, residual); step 0 when no acceptable step was found."""
-        empty = torch.empty(0)
-        if slope0 >= 0:
-            return 0.0, f0, empty
-        lo, f_lo, hi, t = 0.0, f0, math.inf, 1.0
-        best: tuple[float, float, torch.Tensor] = (0.0, f0, empty)
-        for _ in range(max_evals):
-            f, slope, r = self.phi(t)
-            if f > f0 + _C1 * t * slope0 or f >= f_lo:
-                hi = t
-            elif abs(slope) <= -_C2 * slope0:
-                return t, self._data(f, t), r
-            else:
-                best = (t, self._data(f, t), r)
-                self.free = 1 - self.free
-                if slope * (hi - lo) >= 0:
-                    hi = lo  # the minimiser lies between t and the old low end
-                lo, f_lo = t, f
-            if math.isinf(hi):
-                t *= 2
-            elif abs(hi - lo) <= 1e-10 * max(lo, hi):
-                break
-            else:
-                t = 0.5 * (lo + hi)
-        return best
-
-    def _data(self, f: float, t: float) -> float:
-        return f - 0.5 * self.lam * (self.ww + 2 * t * self.wd + t * t * self.dd)
+def _newton(h: F64, slope: F64) -> F64:
+    """Minimiser of the quadratic model, directions scaled to unit curvature (0 if none)."""
+    scale = np.sqrt(np.clip(np.diag(h), 0.0, None))
+    ok = scale > 1e-30 * max(float(scale.max()), 1e-300)
+    t = np.zeros_like(slope)
+    hs = h[np.ix_(ok, ok)] / np.outer(scale[ok], scale[ok])
+    t[ok] = -np.linalg.lstsq(hs, slope[ok] / scale[ok], rcond=1e-10)[0] / scale[ok]
+    return t
