@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _PAD = 8
 _C1 = 1e-4  # sufficient-decrease constant (Armijo)
+_CHUNK = 8192  # rows per block of the subspace Hessian
 F64 = npt.NDArray[np.float64]
 
 
@@ -222,7 +223,7 @@ class _Subspace:
         self.z = torch.zeros(n, kp, dtype=dtype, device=prob.x.device)
         self.z[:, prob.k :] = -math.inf
         self.xd = torch.zeros(3, n, kp, dtype=dtype, device=prob.x.device)
-        self.ru = torch.empty_like(self.xd)  # residual * xd, for the Hessian
+        self.ru = torch.empty((3, min(n, _CHUNK), kp), dtype=dtype, device=prob.x.device)
         self.xs, self.scratch = torch.empty_like(self.z), torch.empty_like(self.z)
 
     def step(
@@ -253,12 +254,18 @@ class _Subspace:
         With ``r = p - onehot``: (p * u_j) . u_l = (r * u_j) . u_l + u_j[y] u_l[y] and
         p . u_j = r . u_j + u_j[y], so neither p nor the one-hot matrix is formed.
         """
-        u, ru, n = self.xd[:m], self.ru[:m], self.prob.n
-        torch.mul(u, r, out=ru)
-        quad = (ru.view(m, -1) @ u.view(m, -1).T).double()
-        uy = u.gather(2, self.prob.y.expand(m, -1, -1)).squeeze(2).double()
-        pu = ru.sum(2).double() + uy
-        return ((quad + uy @ uy.T - pu @ pu.T) / n).cpu().numpy()  # type: ignore[no-any-return]
+        n, y = self.prob.n, self.prob.y
+        quad, uy, pu = torch.zeros(m, m, dtype=torch.float64, device=r.device), [], []
+        # Row blocks that stay in cache: each array is read from memory once.
+        for lo in range(0, n, _CHUNK):
+            u, rc = self.xd[:m, lo : lo + _CHUNK], r[lo : lo + _CHUNK]
+            ru = torch.mul(u, rc, out=self.ru[:m, : len(rc)])
+            quad += (ru.reshape(m, -1) @ u.reshape(m, -1).T).double()
+            uy.append(u.gather(2, y[lo : lo + _CHUNK].expand(m, -1, -1)).squeeze(2))
+            pu.append(ru.sum(2))
+        uy_all = torch.cat(uy, 1).double()
+        pu_all = torch.cat(pu, 1).double() + uy_all
+        return ((quad + uy_all @ uy_all.T - pu_all @ pu_all.T) / n).cpu().numpy()  # type: ignore[no-any-return]
 
 
 def _newton(h: F64, slope: F64) -> F64:
