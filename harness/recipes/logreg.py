@@ -58,10 +58,14 @@ class LogRegFit:
 
 
 class _Problem:
-    """Data term and its derivatives on centred features, in torch on the data's device."""
+    """Data term and its derivatives on centred features, in torch on the data's device.
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> None:
-        self.x, self.y = x, y[:, None]
+    Centring is implicit (no centred copy of ``x``): ``(x - mu) @ w = x @ w - mu @ w`` goes
+    into the intercept row, and ``(x - mu).T @ r = x.T @ r - mu (x) sum(r)``.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, *, mu: F64) -> None:
+        self.x, self.y, self.mu = x, y[:, None], mu
         self.n, self.k = x.shape[0], n_classes
         self.kp = -(-n_classes // _PAD) * _PAD
         self.gemms = 0
@@ -75,7 +79,7 @@ class _Problem:
     def scores(
         self, w: F64, b: F64, *, pad: float, out: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``x @ w + b`` with ``pad`` in the padded columns (-inf for logits: probability 0).
+        """``(x - mu) @ w + b``, ``pad`` in the padded columns (-inf for logits: probability 0).
 
         The intercept is added after the GEMM: a broadcast bias in addmm halves MKL's speed.
         ``out`` reuses memory: fresh large tensors cost a page fault per 4 KiB here.
@@ -86,7 +90,7 @@ class _Problem:
             if out is not None
             else self.x @ self.to_torch(w)
         )
-        return z.add_(self.to_torch(b[None], pad=pad))
+        return z.add_(self.to_torch((b - self.mu @ w)[None], pad=pad))
 
     def data_loss(self, z: torch.Tensor, out: torch.Tensor) -> tuple[float, torch.Tensor]:
         """Mean cross-entropy at logits ``z`` and the residual ``softmax - onehot`` (not / n).
@@ -104,9 +108,9 @@ class _Problem:
     def gradient(self, r: torch.Tensor) -> tuple[F64, F64]:
         """Data-term gradient w.r.t. (W, b) from a residual, as float64 arrays."""
         self.gemms += 1
-        gw = (self.x.T @ r)[:, : self.k]
-        gb = r.sum(0)[: self.k]
-        return gw.double().cpu().numpy() / self.n, gb.double().cpu().numpy() / self.n
+        gw = (self.x.T @ r)[:, : self.k].double().cpu().numpy()
+        gb = r.sum(0)[: self.k].double().cpu().numpy()
+        return (gw - np.outer(self.mu, gb)) / self.n, gb / self.n
 
 
 def fit_logreg(
@@ -122,11 +126,11 @@ def fit_logreg(
     from threadpoolctl import threadpool_limits
 
     n, d = x.shape
-    mu_t = x.mean(0)
-    prob = _Problem(x - mu_t, y, n_classes)
+    mu_t = x.mean(0)  # float32: a float64 mean is a slow conversion pass
     mu = mu_t.double().cpu().numpy()
+    prob = _Problem(x, y, n_classes, mu=mu)
     w, b = np.zeros((d, n_classes)), np.zeros(n_classes)
-    prec = _preconditioner(prob.x)
+    prec = _preconditioner(x, mu_t)
     # numpy's BLAS threads would fight torch's for the cores on the small products.
     with threadpool_limits(limits=1, user_api="blas"):
         w, b, it, gmax = _solve(
@@ -136,14 +140,14 @@ def fit_logreg(
     return LogRegFit(w, intercept, it, gmax <= tol, gmax, prob.gemms)
 
 
-def _preconditioner(x: torch.Tensor, rows: int = 8192, ridge: float = 0.1) -> F64:
+def _preconditioner(x: torch.Tensor, mu: torch.Tensor, rows: int = 8192, ridge: float = 0.1) -> F64:
     """Inverse of the centred features' covariance plus ``ridge`` x its mean eigenvalue.
 
     The data term's Hessian is roughly (feature covariance) (x) (softmax curvature), so
     directions ``-prec @ grad_W`` see evenly scaled features. It changes the path only, never
     the objective or the optimum; evenly spaced rows (deterministic) are enough for that.
     """
-    sub = x[:: max(1, x.shape[0] // rows)]
+    sub = x[:: max(1, x.shape[0] // rows)] - mu.to(x.dtype)
     cov = (sub.T @ sub).double().cpu().numpy() / len(sub)
     d = cov.shape[0]
     return np.linalg.inv(cov + max(ridge * float(np.trace(cov)) / d, 1e-12) * np.eye(d))

@@ -118,7 +118,8 @@ def test_subspace_steps_keep_logits_products_and_residual_exact() -> None:
     x_np, y_np = clusters(400, 12, 5, seed=5)
     x = torch.from_numpy(x_np).double()
     y = torch.from_numpy(y_np)
-    prob = logreg._Problem(x - x.mean(0), y, 5)
+    prob = logreg._Problem(x, y, 5, mu=x.mean(0).numpy())
+    xc = x - x.mean(0)
     lam, d = 1.0 / (0.75 * 400), 12
     sub = logreg._Subspace(prob, lam=lam)
     f, r = prob.data_loss(sub.z, sub.scratch)
@@ -131,15 +132,15 @@ def test_subspace_steps_keep_logits_products_and_residual_exact() -> None:
         assert step is not None
         s_new, f, r = step
         w, b = w + logreg._split(s_new, d)[0], b + logreg._split(s_new, d)[1]
-        z = (prob.x @ torch.from_numpy(w) + torch.from_numpy(b)).numpy()
+        z = (xc @ torch.from_numpy(w) + torch.from_numpy(b)).numpy()
         np.testing.assert_allclose(sub.z[:, :5].numpy(), z, atol=1e-9)
         np.testing.assert_allclose(sub.xd[2, :, :5].numpy(), z, atol=1e-9)
-        xs = (prob.x @ torch.from_numpy(logreg._split(s_new, d)[0])).numpy()
+        xs = (xc @ torch.from_numpy(logreg._split(s_new, d)[0])).numpy()
         np.testing.assert_allclose(sub.xd[1, :, :5].numpy(), xs + logreg._split(s_new, d)[1])
         p = np.exp(z - z.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)
         p[np.arange(len(y_np)), y_np] -= 1.0
         assert r.data_ptr() == sub.scratch.data_ptr()
         np.testing.assert_allclose(r[:, :5].numpy(), p, atol=1e-9)
-        assert abs(f - objective(w, b, prob.x.numpy(), y_np, 0.75) * lam) <= 1e-9
+        assert abs(f - objective(w, b, xc.numpy(), y_np, 0.75) * lam) <= 1e-9
         g, s = logreg._grad(prob, r, w, lam), s_new
