@@ -11,8 +11,9 @@ the default configuration: one uvicorn process, access log on), then drive it wi
 server's tail on these 2 shared cores) with ``--clients`` connections for ``--wrk-seconds``
 per path. Printed: p50/p95/p99, requests per second and errors, side by side with the
 issue's targets (``GET /api/leaderboard/demo?fraction=0.1``: p95 < 50 ms; the HTML board
-``/datasets/demo?fraction=0.1``: p95 < 100 ms) and with ``GET /api/info`` as the stack's
-floor (same server, no work). Each path is driven twice: as a browser or httpx asks
+``/datasets/demo?fraction=0.1``: p95 < 100 ms) and with ``GET /api/info`` for scale (a
+request doing no work but routed through FastAPI; a repeated public board skips routing,
+see ``server.routes.fastlane``). Each path is driven twice: as a browser or httpx asks
 (``Accept-Encoding: gzip``) and uncompressed (``identity``, wrk's default).
 
 ``--python-client`` adds the old measurement: asyncio httpx clients in this process (they share
@@ -193,7 +194,9 @@ def bench_upload(workdir: Path, mb: int) -> None:
     with Session(engine) as db:
         token, _ = issue_token(db=db, team=create_team(db=db, name="big"), scope="participant")
     engine.dispose()
-    path = workdir / "big.npy"  # a valid .npy of float64: streamed whole, then refused by dtype
+    # A valid .npy of float64: streamed whole to the staging file, then refused (by dtype, or
+    # earlier when the benchmark's data root has no prepared demo: the file is staged anyway).
+    path = workdir / "big.npy"
     np.save(path, np.zeros((mb << 20) // 8, dtype=np.float64))
     with LiveServer.start(env=env, log_path=workdir / "upload.log") as srv, path.open("rb") as f:
         for _ in range(3):

@@ -29,6 +29,7 @@ from leaderboard.phases import utcnow
 from leaderboard.render import STATIC_DIR, ServerLinks
 from server.errors import NotFound
 from server.routes.deps import CtxDep, SessionDep, open_session
+from server.routes.fastlane import FastLane, FastLaneMiddleware, body_response
 from server.services.auth import authenticate
 from server.services.bodies import Body
 from server.services.freshness import BoardClock
@@ -44,6 +45,7 @@ TOP_ROWS = 100  # rows of a board page before "show all" (exports always hold ev
 
 def install(app: FastAPI) -> None:
     ensure_pages(app)
+    app.add_middleware(FastLaneMiddleware)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -54,6 +56,7 @@ def ensure_pages(app: FastAPI) -> PageService:
         clock = BoardClock(revalidate_s=app.state.settings.board_revalidate_s)
         clock.watch(app.state.engine)
         app.state.pages = PageService(app.state.ctx, clock=clock)
+        app.state.fastlane = FastLane(app.state.pages)
     pages: PageService = app.state.pages
     return pages
 
@@ -101,6 +104,9 @@ async def serve_body(
     body = pages.peek_body(key(False)) if creds is None else None
     if body is None:
         body = await run_in_threadpool(_load_body, request, pages, creds, key, build)
+    if creds is None:  # validated and served: identical requests may skip routing now
+        lane: FastLane = request.app.state.fastlane
+        lane.remember(request, key=lambda: key(False), media_type=media_type, headers=headers)
     return body_response(body, request=request, media_type=media_type, headers=headers)
 
 
@@ -114,19 +120,6 @@ def _load_body(
     with open_session(request.app) as db:
         organizer = creds is not None and is_organizer(db, pages.ctx, creds)
         return pages.body(db=db, key=key(organizer), build=lambda: build(db, organizer))
-
-
-def body_response(
-    body: Body, *, request: Request, media_type: str, headers: Mapping[str, str] | None = None
-) -> Response:
-    """200 with the body (gzip when accepted), or 304 when the client already has it."""
-    common = {"ETag": body.etag, "Vary": "Accept-Encoding, Authorization", **(headers or {})}
-    if body.matches(request.headers.get("if-none-match")):
-        return Response(status_code=304, headers=common)
-    content, encoding = body.encoded(accept_encoding=request.headers.get("accept-encoding"))
-    if encoding is not None:
-        common["Content-Encoding"] = encoding
-    return Response(content, media_type=media_type, headers=common)
 
 
 def _not_found(err: Exception) -> HTMLResponse:

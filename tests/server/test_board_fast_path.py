@@ -125,3 +125,64 @@ def test_other_processes_writes_show_after_revalidate_s(
         monkeypatch.setattr("server.services.freshness.time.monotonic", lambda: later)
         assert board_rows(get_page(client, BOARD))[1] == ("1", "zeta", "0.930")
     other.dispose()
+
+
+def _lane_hits(app: FastAPI) -> int:
+    return app.state.fastlane.hits  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("url", [BOARD, API, API + "&format=csv", "/"])
+def test_repeat_anonymous_requests_skip_routing_with_the_same_answer(
+    url: str, app: FastAPI, client: TestClient, world: World
+) -> None:
+    first = client.get(url, headers={"Accept-Encoding": "gzip"})
+    hits = _lane_hits(app)
+    again = client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert _lane_hits(app) == hits + 1, "a remembered, current public page skips routing"
+    assert again.status_code == 200 and again.content == first.content
+    for h in ("content-type", "etag", "vary", "content-encoding", "content-disposition"):
+        assert again.headers.get(h) == first.headers.get(h), h
+    cond = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert cond.status_code == 304 and _lane_hits(app) == hits + 2
+
+
+def test_the_lane_never_answers_what_the_route_would_not(
+    app: FastAPI, client: TestClient, tokens: dict[str, str], world: World
+) -> None:
+    client.get(API)
+    hits = _lane_hits(app)
+    ops = client.get(API, headers=auth(tokens["ops"])).json()
+    assert ops["boards"][0]["tasks"] == ["test1", "test2"], "organizers always take the route"
+    as_csv = client.get(API, headers={"Accept": "text/csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv"), "Accept is part of the URL key"
+    for bad in ("/api/leaderboard/tiny?fraction=2", "/api/leaderboard/nope", "/datasets/nope"):
+        codes = {client.get(bad).status_code for _ in range(2)}
+        assert codes <= {404, 422} and len(codes) == 1, bad
+    assert _lane_hits(app) == hits, "none of these may come from the lane"
+
+
+def test_the_lane_steps_aside_when_the_board_changed(
+    app: FastAPI, engine: Engine, client: TestClient, world: World
+) -> None:
+    client.get(BOARD)
+    hits = _lane_hits(app)
+    seed(engine, app.state.ctx, [Planned("zeta", {"test1": 0.93, "test2": 0.1})])
+    assert board_rows(get_page(client, BOARD))[1] == ("1", "zeta", "0.930")
+    assert _lane_hits(app) == hits, "a stale body goes back through the route"
+    get_page(client, BOARD)
+    assert _lane_hits(app) == hits + 1, "and the rebuilt one is served by the lane again"
+
+
+def test_the_lane_remembers_a_bounded_number_of_urls(app: FastAPI, world: World) -> None:
+    from server.routes.fastlane import FastLane
+
+    lane = FastLane(app.state.pages, max_urls=2)
+    app.state.fastlane = lane
+    with TestClient(app) as client:
+        for q in ("a", "b", "c"):
+            client.get(f"{BOARD}&utm={q}")
+        assert len(lane._lanes) == 2
+        hits = lane.hits
+        client.get(f"{BOARD}&utm=a")  # forgotten: routed again
+        client.get(f"{BOARD}&utm=c")
+        assert lane.hits == hits + 1
