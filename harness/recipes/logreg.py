@@ -16,7 +16,7 @@ Why it is faster than sklearn at the same optimum (see benchmarks/linear_probe.p
   3-dimensional subspace spanned by a preconditioned gradient, the last step and the current
   point (SESOP, Narkiss & Zibulevsky 2005). The preconditioner is the inverse ridged feature
   covariance (from 8k to 16k evenly spaced rows), which evens out feature scales and
-  correlations. 8 iterations instead of sklearn's 20 on the 100k x 512, 100-class problem.
+  correlations. 7 iterations instead of sklearn's 20 on the 100k x 512, 100-class problem.
 - Exactly two GEMMs of n x d x classes per iteration (``X @ D`` for the new direction and
   ``X.T @ R`` for the gradient): logits along the other two directions are sums of earlier
   products, and the subspace gradient and Hessian (from the residual already at hand) are
