@@ -53,6 +53,12 @@ def evaluate_pending(
     ] = False,
     dataset: Annotated[str | None, typer.Option("--dataset", help="only this dataset")] = None,
     lease_seconds: Annotated[int, typer.Option("--lease-seconds", min=5)] = 600,
+    max_pending_s: Annotated[
+        float,
+        typer.Option(
+            "--max-pending-s", min=1, help="cancel a SLURM job not started after this (infra)"
+        ),
+    ] = 86400,
     partition: Annotated[str | None, typer.Option("--partition")] = None,
     timeout_min: Annotated[int | None, typer.Option("--timeout-min", min=1)] = None,
     array_parallelism: Annotated[int | None, typer.Option("--array-parallelism", min=1)] = None,
@@ -84,7 +90,7 @@ def evaluate_pending(
             _dry_run(client, spec, dataset=dataset, limit=max_jobs)
             return
         _run(client, spec, watch=watch, max_jobs=max_jobs, dataset=dataset,
-             lease_seconds=lease_seconds)  # fmt: skip
+             lease_seconds=lease_seconds, max_pending_s=max_pending_s)  # fmt: skip
 
 
 def default_executor() -> str:
@@ -113,6 +119,7 @@ def _run(
     max_jobs: int,
     dataset: str | None,
     lease_seconds: int,
+    max_pending_s: float,
 ) -> None:
     from harness.cli.common import settings as get_settings
     from harness.dispatch.worker import Worker, WorkerOptions
@@ -125,6 +132,7 @@ def _run(
         configs_dir=s.configs_dir,
         max_jobs=max_jobs,
         lease_seconds=lease_seconds,
+        max_pending_s=max_pending_s,
         watch=watch,
         dataset=dataset,
     )

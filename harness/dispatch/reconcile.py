@@ -96,15 +96,17 @@ def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str] | None:
         return None
 
 
-def squeue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
-    """State of every listed array task (``"12_3"``) or job; None when squeue itself failed.
+def squeue_jobs(job_ids: Sequence[str]) -> dict[str, tuple[str, str]] | None:
+    """(state, reason) of every listed array task (``"12_3"``) or job; None when squeue failed.
 
-    ``-r`` lists array tasks one per line; ``-t all`` keeps recently finished jobs listed.
+    ``-r`` lists array tasks one per line; ``-t all`` keeps recently finished jobs listed. The
+    reason is SLURM's word for why a job waits (``Resources``, ``Priority``, ``BeginTime``,
+    ``BadConstraints``, ...); it may hold spaces, hence one job per line.
     """
     mains = sorted({j.split("_")[0] for j in job_ids})
     if not mains:
         return {}
-    out = _run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(mains)])
+    out = _run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j", ",".join(mains)])
     if out is None:
         return None
     if out.returncode != 0:
@@ -113,7 +115,21 @@ def squeue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
             return {}
         log.warning("squeue failed (%d): %s", out.returncode, out.stderr.strip())
         return None
-    return dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
+    rows = (line.strip().split("|", 2) for line in out.stdout.splitlines())
+    return {r[0]: (r[1], r[2] if len(r) > 2 else "") for r in rows if len(r) >= 2}
+
+
+def squeue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
+    """State of every listed array task or job (see :func:`squeue_jobs`)."""
+    jobs = squeue_jobs(job_ids)
+    return None if jobs is None else {job: state for job, (state, _) in jobs.items()}
+
+
+def cancel_slurm_job(job_id: str) -> None:
+    """``scancel`` one job or array task; a job that already ended is not an error here."""
+    out = _run(["scancel", job_id])
+    if out is not None and out.returncode != 0:
+        log.warning("scancel %s failed (%d): %s", job_id, out.returncode, out.stderr.strip())
 
 
 class Sacct:
@@ -168,21 +184,22 @@ class Reconciler:
         todo = [r for r, s in zip(refs, out, strict=True) if s is None]
         if not todo:
             return [s or JobStatus(JobState.done) for s in out]
-        listed = squeue_states([r.job_id for r in todo])
+        listed = squeue_jobs([r.job_id for r in todo])
         if listed is None:  # squeue broken (slurmctld down): say nothing new
             return [s or JobStatus(JobState.running, "squeue failed") for s in out]
         unlisted = [r.job_id for r in todo if r.job_id not in listed]
         accounted = self.sacct.states(unlisted) if unlisted else {}
         return [
-            s or self._judge(r, listed.get(r.job_id) or accounted.get(r.job_id))
+            s or self._judge(r, *(listed.get(r.job_id) or (accounted.get(r.job_id), "")))
             for r, s in zip(refs, out, strict=True)
         ]
 
-    def _judge(self, ref: JobRef, state: str | None) -> JobStatus:
+    def _judge(self, ref: JobRef, state: str | None, reason: str = "") -> JobStatus:
         if state in ALIVE:
             self._missing_since.pop(ref.job_id, None)
-            kind = JobState.pending if state == "PENDING" else JobState.running
-            return JobStatus(kind, slurm_state=state)
+            if state == "PENDING":  # why it waits, in SLURM's words
+                return JobStatus(JobState.pending, reason, slurm_state=state)
+            return JobStatus(JobState.running, slurm_state=state)
         # Finished or unknown but outcomes missing: re-check the files (the job may have
         # written them between our two looks), then allow a grace period for slow filesystems.
         if _all_exist(ref.outcome_paths):

@@ -35,7 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.dispatch import plan
 from harness.dispatch.client import Client, lease_lost, lease_refused
 from harness.dispatch.executors import ExecutorSpec, launch
-from harness.dispatch.reconcile import JobRef, JobState, Reconciler, squeue_states
+from harness.dispatch.reconcile import (
+    JobRef,
+    JobState,
+    Reconciler,
+    cancel_slurm_job,
+    squeue_states,
+)
 from harness.dispatch.task import Outcome, WorkItem, read_outcome, run_work_items
 from submissions.errors import TdcError
 from submissions.schemas import ClaimedSubmission
@@ -43,6 +49,19 @@ from submissions.schemas import ClaimedSubmission
 log = logging.getLogger(__name__)
 
 LOG_TAIL_CHARS = 8000
+# squeue reasons (JOB REASON CODES) that waiting cannot clear: only an edit of the job or of
+# the cluster can. Others (Resources, Priority, ReqNodeNotAvail, QOS limits, ...) may pass.
+HOPELESS = frozenset(
+    {
+        "BadConstraints",
+        "DependencyNeverSatisfied",
+        "InvalidAccount",
+        "InvalidQOS",
+        "PartitionConfig",
+        "PartitionNodeLimit",
+        "PartitionTimeLimit",
+    }
+)
 
 
 def default_worker_name() -> str:
@@ -65,6 +84,12 @@ class WorkerOptions(BaseModel):
     poll_s: float = Field(1.0, gt=0)
     idle_s: float = Field(15.0, gt=0, description="--watch: wait between empty claims")
     grace_s: float = Field(5.0, ge=0, description="a job missing from squeue this long is lost")
+    max_pending_s: float = Field(
+        86400.0, gt=0, description="a SLURM job not started after this is cancelled (infra)"
+    )
+    hopeless_pending_s: float = Field(
+        300.0, ge=0, description="the same, when SLURM's reason cannot clear by waiting"
+    )
     watch: bool = False
     dataset: str | None = None
     array: bool = Field(True, description="False: one sbatch per task (benchmark baseline)")
@@ -114,6 +139,7 @@ class Worker:
         self.stop = stop or threading.Event()
         self.reconciler = Reconciler(grace_s=options.grace_s)
         self.inflight: dict[str, Entry] = {}
+        self._waiting: dict[str, tuple[float, str]] = {}  # job id -> (pending since, reason)
         self.report = WorkerReport()
         self._last_beat = time.monotonic()
 
@@ -276,6 +302,11 @@ class Worker:
             return
         statuses = self.reconciler.poll([e.ref for e in entries if e.ref is not None])
         for entry, status in zip(entries, statuses, strict=True):
+            if status.state == JobState.pending:
+                self._pending(entry, status.reason)
+                continue
+            if entry.ref is not None:
+                self._waiting.pop(entry.ref.job_id, None)
             if status.state == JobState.done:
                 outcome = read_outcome(entry.item.outcome_path)
                 if outcome is None:  # a torn or foreign file: treat as lost
@@ -284,6 +315,27 @@ class Worker:
                     self._finish(entry, outcome)
             elif status.state == JobState.lost:
                 self._lost(entry, status.reason)
+
+    def _pending(self, entry: Entry, reason: str) -> None:
+        """A job SLURM has not started: say why once, and give up on it after a limit.
+
+        Without a limit a job that can never start (a constraint no node meets, a partition
+        time limit below the job's) keeps its submission "running" forever, unexplained.
+        """
+        assert entry.ref is not None
+        job_id, now = entry.ref.job_id, time.monotonic()
+        since, said = self._waiting.get(job_id, (now, ""))
+        if reason != said:
+            log.info("job %s is pending: %s", job_id, reason or "no reason given")
+        self._waiting[job_id] = (since, reason)
+        hopeless = reason.split(",")[0].split()[0] in HOPELESS if reason.strip() else False
+        limit = self.options.hopeless_pending_s if hopeless else self.options.max_pending_s
+        if now - since < limit:
+            return
+        self._waiting.pop(job_id, None)
+        cancel_slurm_job(job_id)
+        why = reason or "SLURM gave no reason"
+        self._lost(entry, f"the SLURM job did not start within {limit:g} s ({why}); cancelled")
 
     def _heartbeat_if_due(self) -> None:
         if time.monotonic() - self._last_beat < self.options.heartbeat_every:

@@ -267,3 +267,24 @@ def test_two_workers_never_train_the_same_work_twice(
     assert all(live_server.events(s.id).count("claim") == 1 for s in subs)
     keys = {key_dir(tmp_path, live_server, s.id) for s in subs}
     assert len(keys) == 3 and all(plan.launch_count(k) == 1 for k in keys)
+
+
+@pytest.mark.slurm
+def test_a_job_slurm_never_starts_is_cancelled_with_its_reason(
+    slurm: SlurmCluster, live_server: LiveServer, tiny_dataset: Dataset,
+    dispatch_configs: Path, tmp_path: Path,
+) -> None:  # fmt: skip
+    """--begin an hour away: pending (BeginTime) past max_pending_s -> scancel and an infra
+    failure that names SLURM's reason (the server then retries it); no job is left behind."""
+    spec = slurm_spec(tmp_path, extra_sbatch={"begin": "now+1hour"})
+    sub = live_server.submit(pool_uids(tiny_dataset, range(0, 30)))
+    opts = options(tmp_path, spec, dispatch_configs, tiny_dataset, max_pending_s=2.0)
+    with live_server.client() as client:
+        report = Worker(client=client, options=opts).run()
+    assert report.failed_infra == 1 and report.scored == 0
+    detail = live_server.detail(sub.id)
+    infra = next(e for e in detail.events if e.action == "retry_infra")
+    job_id = detail.events[-2].reason if detail.events[-2].action == "job" else "?"
+    assert infra.reason and "did not start within 2 s (BeginTime); cancelled" in infra.reason
+    assert f"job {job_id}:" in infra.reason
+    wait_for(lambda: "PENDING" not in slurm.squeue(), 30, "the cancelled job to leave")

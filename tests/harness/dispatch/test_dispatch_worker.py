@@ -239,3 +239,59 @@ def test_drains_the_queue_beyond_max_jobs(
     server = FakeServer([row(f"s{i}") for i in range(5)])
     report = Worker(client=server, options=options(tmp_path, max_jobs=2)).run()
     assert report.claimed == 5 and all(r["state"] == "scored" for r in server.rows.values())
+
+
+def _always_pending(reason: str) -> Any:
+    def poll(self: Reconciler, refs: list[JobRef]) -> list[JobStatus]:
+        return [JobStatus(JobState.pending, reason, "PENDING") for _ in refs]
+
+    return poll
+
+
+@pytest.mark.parametrize(
+    ("reason", "limits", "said"),
+    [
+        ("Priority", {"max_pending_s": 0.2, "hopeless_pending_s": 3600}, "within 0.2 s (Priority)"),
+        (
+            "BadConstraints",
+            {"max_pending_s": 3600, "hopeless_pending_s": 0.05},
+            "within 0.05 s (BadConstraints)",
+        ),
+        ("", {"max_pending_s": 0.1}, "(SLURM gave no reason)"),
+    ],
+)
+def test_a_job_that_never_starts_is_cancelled_and_explained(
+    tmp_path: Path,
+    evaluations: Counter,
+    monkeypatch: pytest.MonkeyPatch,
+    reason: str,
+    limits: dict[str, float],
+    said: str,
+) -> None:
+    cancelled: list[str] = []
+    monkeypatch.setattr(Reconciler, "poll", _always_pending(reason))
+    monkeypatch.setattr("harness.dispatch.worker.cancel_slurm_job", cancelled.append)
+    server = FakeServer([row("a")])
+    report = Worker(client=server, options=options(tmp_path, **limits)).run()
+    kind, message, _ = server.failures[1]
+    assert kind == "infra" and report.failed_infra == 1 and not evaluations
+    assert said in message and "cancelled" in message, message
+    assert len(cancelled) == 1 and cancelled[0] in message, "the job is cancelled, not left"
+
+
+def test_a_slow_start_within_the_limit_is_waited_for(
+    tmp_path: Path, evaluations: Counter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_poll, polls = Reconciler.poll, Counter[str]()
+
+    def pending_twice(self: Reconciler, refs: list[JobRef]) -> list[JobStatus]:
+        polls["n"] += 1
+        if polls["n"] <= 2:
+            return [JobStatus(JobState.pending, "Resources", "PENDING") for _ in refs]
+        return real_poll(self, refs)
+
+    monkeypatch.setattr(Reconciler, "poll", pending_twice)
+    monkeypatch.setattr("harness.dispatch.worker.cancel_slurm_job", pytest.fail)
+    server = FakeServer([row("a")])
+    report = Worker(client=server, options=options(tmp_path, max_pending_s=3600)).run()
+    assert report.scored == 1 and server.rows[1]["state"] == "scored"
