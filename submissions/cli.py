@@ -210,7 +210,8 @@ def _stderr_console() -> Console:
 
 def _follow(client: TdcClient, submission_id: int, poll: float) -> None:
     for sub in client.follow(submission_id, poll_s=poll):
-        typer.echo(f"  {sub.updated_at:%H:%M:%S}  {sub.state.value}", err=True)
+        job = f"  job {sub.job_state}" if sub.job_state else ""
+        typer.echo(f"  {sub.updated_at:%H:%M:%S}  {sub.state.value}{job}", err=True)
     _print_detail(sub)
     if sub.state != State.scored:
         _fail(EXIT_FAILED, f"submission {sub.id} {sub.state.value}: {sub.error or 'no details'}")
@@ -221,6 +222,8 @@ def _print_detail(sub: SubmissionDetail) -> None:
                f"task {sub.task or 'all'} recipe {sub.recipe} size {sub.size}")  # fmt: skip
     if sub.error:
         typer.echo(f"  {sub.error}")
+    if sub.job_state:
+        typer.echo(f"  job: {sub.job_state}")
     for score in sub.scores:
         metrics = ", ".join(
             f"{k} {v:.4f} ± {score.std.get(k, 0.0):.4f}" for k, v in sorted(score.mean.items())

@@ -274,14 +274,14 @@ class TdcClient:
     def follow(
         self, submission_id: int, *, poll_s: float = 5.0, timeout_s: float | None = None
     ) -> Iterator[SubmissionDetail]:
-        """Yield the submission whenever its state changes, until a final state."""
+        """Yield the submission whenever its state (or its job's) changes, until a final state."""
         import time
 
         start, last = time.monotonic(), None
         while True:
             sub = self.get(submission_id)
-            if sub.state != last:
-                last = sub.state
+            if (sub.state, sub.job_state) != last:
+                last = (sub.state, sub.job_state)
                 yield sub
             if sub.state in FINAL_STATES:
                 return
@@ -334,8 +334,11 @@ class TdcClient:
         *,
         lease_seconds: int = 600,
         job_id: str | None = None,
+        job_state: str | None = None,
     ) -> LeaseStatus:
-        body = Heartbeat(lease_token=lease_token, lease_seconds=lease_seconds, job_id=job_id)
+        body = Heartbeat(
+            lease_token=lease_token, lease_seconds=lease_seconds, job_id=job_id, job_state=job_state
+        )
         return self._json(
             LeaseStatus,
             "POST",

@@ -151,6 +151,9 @@ class Heartbeat(Schema):
     lease_token: str
     lease_seconds: int = Field(600, gt=0, le=86400)
     job_id: str | None = None
+    # What the executor says of the job ("pending (Priority)", "running"): recorded as a
+    # ``job_state`` event when it changes, so a waiting submission says why it waits.
+    job_state: str | None = Field(None, max_length=200)
 
 
 class ResultPost(Schema):
@@ -247,6 +250,14 @@ class SubmissionDetail(SubmissionPublic):
     lease_expires_at: datetime | None = None
     log_tail: str | None = None
     manifest: Manifest | None = None
+
+    @property
+    def job_state(self) -> str | None:
+        """What the executor last said of a running submission's job ("pending (Priority)")."""
+        if self.state != State.running:
+            return None
+        said = [e.reason for e in self.events if e.action == "job_state"]
+        return said[-1] if said else None
 
 
 class AdminAction(Schema):

@@ -25,7 +25,7 @@ class Client(Protocol):
 
     def heartbeat(
         self, submission_id: int, lease_token: str, *, lease_seconds: int = 600,
-        job_id: str | None = None,
+        job_id: str | None = None, job_state: str | None = None,
     ) -> Any: ...  # fmt: skip
 
     def download_file(self, submission_id: int, dest: Path) -> Path: ...

@@ -125,6 +125,7 @@ class Entry:
     subs: list[ClaimedSubmission]
     ref: JobRef | None = None
     logs: tuple[Path | None, Path | None] = (None, None)  # stdout, stderr
+    job_state: str | None = None  # "pending (Priority)", "running": sent with heartbeats
 
 
 class Worker:
@@ -307,7 +308,9 @@ class Worker:
                 continue
             if entry.ref is not None:
                 self._waiting.pop(entry.ref.job_id, None)
-            if status.state == JobState.done:
+            if status.state == JobState.running:
+                self._tell(entry, "running")
+            elif status.state == JobState.done:
                 outcome = read_outcome(entry.item.outcome_path)
                 if outcome is None:  # a torn or foreign file: treat as lost
                     self._lost(entry, "the job's outcome file is unreadable")
@@ -328,7 +331,10 @@ class Worker:
         if reason != said:
             log.info("job %s is pending: %s", job_id, reason or "no reason given")
         self._waiting[job_id] = (since, reason)
-        hopeless = reason.split(",")[0].split()[0] in HOPELESS if reason.strip() else False
+        # SLURM's reason code only (node names and the like stay in the organizers' logs).
+        code = reason.split(",")[0].split()[0] if reason.strip() else ""
+        self._tell(entry, f"pending ({code})" if code else "pending")
+        hopeless = code in HOPELESS
         limit = self.options.hopeless_pending_s if hopeless else self.options.max_pending_s
         if now - since < limit:
             return
@@ -336,6 +342,12 @@ class Worker:
         cancel_slurm_job(job_id)
         why = reason or "SLURM gave no reason"
         self._lost(entry, f"the SLURM job did not start within {limit:g} s ({why}); cancelled")
+
+    def _tell(self, entry: Entry, job_state: str) -> None:
+        """Let the server know at once when the job's state changed (it keeps the timeline)."""
+        if job_state != entry.job_state:
+            entry.job_state = job_state
+            self._beat(entry)
 
     def _heartbeat_if_due(self) -> None:
         if time.monotonic() - self._last_beat < self.options.heartbeat_every:
@@ -349,7 +361,11 @@ class Worker:
         for sub in list(entry.subs):
             try:
                 self.client.heartbeat(
-                    sub.id, sub.lease_token, lease_seconds=self.options.lease_seconds, job_id=job_id
+                    sub.id,
+                    sub.lease_token,
+                    lease_seconds=self.options.lease_seconds,
+                    job_id=job_id,
+                    job_state=entry.job_state,
                 )
             except TdcError as err:
                 if not lease_refused(err):  # the server is down: try again next beat

@@ -25,7 +25,7 @@ from sqlmodel import Session, col, or_, select
 
 from server.context import ServerContext
 from server.errors import Conflict, InvalidRequest, NotFound
-from server.models import Evaluation, Result, Submission, TaskScore, Team, utcnow
+from server.models import Evaluation, Result, Submission, SubmissionEvent, TaskScore, Team, utcnow
 from server.services import transitions, views
 from submissions.errors import TdcError
 from submissions.schemas import (
@@ -220,11 +220,25 @@ def heartbeat(*, db: Session, ctx: ServerContext, submission_id: int, beat: Hear
         )
         if new_job:
             transitions.record(db=db, sub=sub, action="job", actor="worker", reason=beat.job_id)
+        if beat.job_state and (new_job or beat.job_state != _last_job_state(db, sub)):
+            transitions.record(
+                db=db, sub=sub, action="job_state", actor="worker", reason=beat.job_state
+            )
         db.commit()
     except TdcError:
         db.rollback()
         raise
     return until
+
+
+def _last_job_state(db: Session, sub: Submission) -> str | None:
+    stmt = (
+        select(SubmissionEvent.reason)
+        .where(SubmissionEvent.submission_id == sub.id, SubmissionEvent.action == "job_state")
+        .order_by(col(SubmissionEvent.id).desc())
+        .limit(1)
+    )
+    return db.exec(stmt).first()
 
 
 def post_result(

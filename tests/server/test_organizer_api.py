@@ -32,6 +32,33 @@ def _sha(engine: Engine, sid: int) -> str:
         return sub.sha256
 
 
+def test_job_state_changes_are_recorded_once_and_shown_to_the_team(
+    as_team: Make, engine: Engine
+) -> None:
+    sid = insert_submission(engine, team="alpha")
+    ops = as_team("ops")
+    [job] = ops.claim("w1")
+    beats = [
+        ("5_0", "pending (Priority)"),
+        ("5_0", "pending (Priority)"),  # unchanged: nothing new on the timeline
+        ("5_0", "pending (Resources)"),
+        ("5_0", None),  # a plain lease renewal says nothing
+        ("5_0", "running"),
+        ("9_0", "running"),  # a new job: its state is news even if the words are the same
+    ]
+    for job_id, state in beats:
+        ops.heartbeat(sid, job.lease_token, job_id=job_id, job_state=state)
+    seen = [(e.action, e.reason) for e in as_team("alpha").get(sid).events]
+    assert seen[2:] == [
+        ("job", "5_0"),
+        ("job_state", "pending (Priority)"),
+        ("job_state", "pending (Resources)"),
+        ("job_state", "running"),
+        ("job", "9_0"),
+        ("job_state", "running"),
+    ]
+
+
 def test_participants_get_403_on_every_organizer_route(as_team: Make, engine: Engine) -> None:
     sid = insert_submission(engine, team="alpha")
     alpha = as_team("alpha")

@@ -21,7 +21,7 @@ from tests.server.helpers import Live, make_result, start_live, write_subset
 def live(tiny_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("live-submit")
     teams = {"alpha": "participant", "quota": "participant", "waiter": "participant",
-             "ops": "organizer"}  # fmt: skip
+             "patient": "participant", "ops": "organizer"}  # fmt: skip
     srv = start_live(root, tiny_dataset, teams=teams, TDC_QUOTA_PER_DAY="3",
                      TDC_MAX_UPLOAD_BYTES="3000")  # fmt: skip
     yield srv
@@ -243,3 +243,26 @@ def test_precheck_reports_every_problem_at_once(
         "1 UIDs are not in the tiny pool",
     ):
         assert needle in err
+
+
+def test_status_says_why_a_running_submission_waits(
+    live: Live, env: Path, pool: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("TDC_TOKEN", live.tokens["patient"])
+    path = write_subset(tmp_path / "p.npy", pool[160:170])  # a subset no other test sends
+    code, out, err = run(capsys, str(path), "--dataset", "tiny", "--fraction", "0.1",
+                         "--server", live.url)  # fmt: skip
+    assert code == 0, err
+    sid = int(out.split()[1].rstrip(":"))
+    ops = TdcClient(live.url, live.tokens["ops"])
+    jobs = ops.claim("test-worker", max_jobs=100)
+    job = next(j for j in jobs if j.id == sid)
+    ops.heartbeat(sid, job.lease_token, job_id="41_0", job_state="pending (Priority)")
+    code, out, _ = run(capsys, "status", str(sid), "--server", live.url)
+    assert code == 0 and f"submission {sid} [running]" in out
+    assert "job: pending (Priority)" in out
+    for j in jobs:  # leave nothing running for the other tests
+        ops.post_result(j.id, j.lease_token, make_result(sha256=j.sha256))
+    code, out, _ = run(capsys, "status", str(sid), "--server", live.url)
+    assert "[scored]" in out and "job:" not in out, "only a running submission's job is shown"

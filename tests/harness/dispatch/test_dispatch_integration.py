@@ -284,7 +284,9 @@ def test_a_job_slurm_never_starts_is_cancelled_with_its_reason(
     assert report.failed_infra == 1 and report.scored == 0
     detail = live_server.detail(sub.id)
     infra = next(e for e in detail.events if e.action == "retry_infra")
-    job_id = detail.events[-2].reason if detail.events[-2].action == "job" else "?"
+    job_id = next(e.reason for e in detail.events if e.action == "job")
     assert infra.reason and "did not start within 2 s (BeginTime); cancelled" in infra.reason
     assert f"job {job_id}:" in infra.reason
+    told = [e.reason for e in detail.events if e.action == "job_state"]
+    assert told == ["pending (BeginTime)"], "the timeline said why it waited"
     wait_for(lambda: "PENDING" not in slurm.squeue(), 30, "the cancelled job to leave")

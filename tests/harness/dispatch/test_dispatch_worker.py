@@ -46,6 +46,7 @@ class FakeServer:
         self.results: Counter[int] = Counter()
         self.failures: dict[int, tuple[str, str, str | None]] = {}
         self.beats: list[tuple[int, str | None]] = []
+        self.job_states: list[tuple[int, str | None]] = []
         self.down = False
 
     def claim(self, worker: str, *, max_jobs: int = 10, lease_seconds: int = 600,
@@ -79,9 +80,10 @@ class FakeServer:
         return row
 
     def heartbeat(self, sid: int, token: str, *, lease_seconds: int = 600,
-                  job_id: str | None = None) -> None:  # fmt: skip
+                  job_id: str | None = None, job_state: str | None = None) -> None:  # fmt: skip
         self._lease(sid, token)
         self.beats.append((sid, job_id))
+        self.job_states.append((sid, job_state))
 
     def download_file(self, sid: int, dest: Path) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +255,11 @@ def _always_pending(reason: str) -> Any:
     [
         ("Priority", {"max_pending_s": 0.2, "hopeless_pending_s": 3600}, "within 0.2 s (Priority)"),
         (
+            "ReqNodeNotAvail, UnavailableNodes:n[1-4]",
+            {"max_pending_s": 0.2},
+            "(ReqNodeNotAvail, UnavailableNodes:n[1-4])",
+        ),
+        (
             "BadConstraints",
             {"max_pending_s": 3600, "hopeless_pending_s": 0.05},
             "within 0.05 s (BadConstraints)",
@@ -277,6 +284,9 @@ def test_a_job_that_never_starts_is_cancelled_and_explained(
     assert kind == "infra" and report.failed_infra == 1 and not evaluations
     assert said in message and "cancelled" in message, message
     assert len(cancelled) == 1 and cancelled[0] in message, "the job is cancelled, not left"
+    word = reason.split(",")[0].split()[0] if reason else ""
+    told = [state for _, state in server.job_states if state]
+    assert told == [f"pending ({word})" if word else "pending"], "told once, at once"
 
 
 def test_a_slow_start_within_the_limit_is_waited_for(
@@ -295,3 +305,5 @@ def test_a_slow_start_within_the_limit_is_waited_for(
     server = FakeServer([row("a")])
     report = Worker(client=server, options=options(tmp_path, max_pending_s=3600)).run()
     assert report.scored == 1 and server.rows[1]["state"] == "scored"
+    told = [state for _, state in server.job_states if state]
+    assert told == ["pending (Resources)"], "one beat per change, not per poll"
