@@ -157,13 +157,17 @@ def entry_count(*, db: Session, dataset: str) -> int:
 # Transactions may commit out of id order (PostgreSQL), so the newest id alone could miss a
 # late commit of a lower id; counting the ids in a window below the newest one catches it.
 _STAMP_WINDOW = 10_000
+# Timeline-only events (a job id, a job's pending reason) change nothing a board shows; left
+# out of the stamp so that busy workers do not make every viewer rebuild the boards.
+TIMELINE_ONLY = ("job", "job_state")
 
 
 def stamp(db: Session) -> tuple[int, int]:
     """Changes whenever any board may change: (newest event id, events in the window below)."""
-    top = select(func.max(SubmissionEvent.id)).scalar_subquery()
+    counted = col(SubmissionEvent.action).not_in(TIMELINE_ONLY)
+    top = select(func.max(SubmissionEvent.id)).where(counted).scalar_subquery()
     stmt = select(func.max(SubmissionEvent.id), func.count()).where(
-        col(SubmissionEvent.id) > top - _STAMP_WINDOW
+        col(SubmissionEvent.id) > top - _STAMP_WINDOW, counted
     )
     newest, recent = db.connection().execute(stmt).one()
     return int(newest or 0), int(recent)

@@ -153,3 +153,24 @@ def test_concurrent_callers_share_one_read(engine: Engine) -> None:
     for t in threads:
         t.join(timeout=30)
     assert results == [(1, 1)] * 6 and c.reads == 1
+
+
+def test_timeline_only_events_do_not_move_the_boards(
+    engine: Engine, tokens: dict[str, str]
+) -> None:
+    from server.models import SubmissionEvent, utcnow
+    from server.services.boards import TIMELINE_ONLY, stamp
+    from tests.server.helpers import insert_submission
+
+    sid = insert_submission(engine, team="alpha")
+    with Session(engine) as db:
+        before = stamp(db)
+        for action in TIMELINE_ONLY:
+            db.add(SubmissionEvent(submission_id=sid, action=action, to_state="running",
+                                   actor="worker", reason="x", created_at=utcnow()))  # fmt: skip
+        db.commit()
+        assert stamp(db) == before, "a job id or pending reason must not rebuild the boards"
+        db.add(SubmissionEvent(submission_id=sid, action="hide", to_state="queued",
+                               actor="ops", reason="r", created_at=utcnow()))  # fmt: skip
+        db.commit()
+        assert stamp(db) != before
