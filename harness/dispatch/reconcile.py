@@ -64,6 +64,27 @@ EXPLAIN = {
 }
 
 
+# squeue reasons (JOB REASON CODES) that waiting cannot clear: only an edit of the job or of
+# the cluster can. Others (Resources, Priority, ReqNodeNotAvail, QOS limits, ...) may pass.
+HOPELESS = frozenset(
+    {
+        "BadConstraints",
+        "DependencyNeverSatisfied",
+        "InvalidAccount",
+        "InvalidQOS",
+        "PartitionConfig",
+        "PartitionNodeLimit",
+        "PartitionTimeLimit",
+    }
+)
+
+
+def reason_code(reason: str) -> str:
+    """SLURM's reason code alone: "ReqNodeNotAvail, UnavailableNodes:n1" -> "ReqNodeNotAvail"."""
+    words = reason.split(",")[0].split()
+    return words[0] if words else ""
+
+
 class JobState(StrEnum):
     pending = "pending"
     running = "running"

@@ -36,10 +36,12 @@ from harness.dispatch import plan
 from harness.dispatch.client import Client, lease_lost, lease_refused
 from harness.dispatch.executors import ExecutorSpec, launch
 from harness.dispatch.reconcile import (
+    HOPELESS,
     JobRef,
     JobState,
     Reconciler,
     cancel_slurm_job,
+    reason_code,
     squeue_states,
 )
 from harness.dispatch.task import Outcome, WorkItem, read_outcome, run_work_items
@@ -49,19 +51,6 @@ from submissions.schemas import ClaimedSubmission
 log = logging.getLogger(__name__)
 
 LOG_TAIL_CHARS = 8000
-# squeue reasons (JOB REASON CODES) that waiting cannot clear: only an edit of the job or of
-# the cluster can. Others (Resources, Priority, ReqNodeNotAvail, QOS limits, ...) may pass.
-HOPELESS = frozenset(
-    {
-        "BadConstraints",
-        "DependencyNeverSatisfied",
-        "InvalidAccount",
-        "InvalidQOS",
-        "PartitionConfig",
-        "PartitionNodeLimit",
-        "PartitionTimeLimit",
-    }
-)
 
 
 def default_worker_name() -> str:
@@ -332,10 +321,9 @@ class Worker:
             log.info("job %s is pending: %s", job_id, reason or "no reason given")
         self._waiting[job_id] = (since, reason)
         # SLURM's reason code only (node names and the like stay in the organizers' logs).
-        code = reason.split(",")[0].split()[0] if reason.strip() else ""
+        code = reason_code(reason)
         self._tell(entry, f"pending ({code})" if code else "pending")
-        hopeless = code in HOPELESS
-        limit = self.options.hopeless_pending_s if hopeless else self.options.max_pending_s
+        limit = self.options.hopeless_pending_s if code in HOPELESS else self.options.max_pending_s
         if now - since < limit:
             return
         self._waiting.pop(job_id, None)
