@@ -125,11 +125,48 @@ def bench_database(label: str, url: str, workdir: Path, args: argparse.Namespace
                     print(wrk_line(srv.url + path, clients=args.clients, seconds=args.wrk_seconds,
                                    target=TARGETS_MS.get(path), workdir=workdir,
                                    encoding=encoding))  # fmt: skip
+            if args.changes_per_s:
+                bench_under_changes(url, srv.url, args, workdir)
         if args.python_client:
             print(f"  Python httpx clients ({args.clients}, in this process: client-bound)")
             for path in (FLOOR, *TARGETS_MS):
                 ms = drive(srv.url + path, clients=args.clients, requests=args.requests)
                 print(line(f"GET {path}", ms, TARGETS_MS.get(path)))
+
+
+def bench_under_changes(db_url: str, server: str, args: argparse.Namespace, workdir: Path) -> None:
+    """The same boards while the database changes ``--changes-per-s`` times a second.
+
+    Each change is an event row written by this process (for the server: another process's
+    write, seen within ``TDC_BOARD_REVALIDATE_S``), so every change invalidates every board
+    and one viewer pays a full rebuild (~0.6 s at 10k submissions) while the others are
+    served the previous board.
+    """
+    from sqlalchemy import text
+
+    from server.db import make_engine
+
+    engine, stop = make_engine(db_url), threading.Event()
+
+    def write() -> None:
+        insert = text("INSERT INTO submissionevent (submission_id, action, from_state, to_state, "
+                      "actor, reason, created_at) VALUES (1, 'hide', 'scored', 'scored', "
+                      "'bench', 'a board change', CURRENT_TIMESTAMP)")  # fmt: skip
+        while not stop.wait(1.0 / args.changes_per_s):
+            with engine.begin() as conn:
+                conn.execute(insert)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    print(f"  wrk while the boards change {args.changes_per_s:g} times a second, gzip")
+    try:
+        for path in TARGETS_MS:
+            print(wrk_line(server + path, clients=args.clients, seconds=args.wrk_seconds,
+                           target=TARGETS_MS[path], workdir=workdir, encoding="gzip"))  # fmt: skip
+    finally:
+        stop.set()
+        writer.join()
+        engine.dispose()
 
 
 _WRK_REPORT = """done = function(summary, latency, requests)
@@ -230,6 +267,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=1000, help="per path, --python-client")
     ap.add_argument("--python-client", action="store_true")
+    ap.add_argument("--changes-per-s", type=float, default=1.0, help="0: no run under changes")
     ap.add_argument("--upload-mb", type=int, default=100)
     ap.add_argument("--wrk-seconds", type=int, default=10, help="0 disables the wrk run")
     args = ap.parse_args()

@@ -201,21 +201,41 @@ class BoardService:
         self.builds = 0  # how many times a board was computed (tests check the cache with it)
 
     def peek(self, key: tuple[object, ...]) -> object | None:
-        """The cached value of ``key`` if the clock vouches it is current, with no query."""
+        """The cached value of ``key`` if the clock vouches it is current, with no query; or
+        the previous value while another request rebuilds it (final responses only)."""
         current = self.clock.peek(stale_ok=True)
         if current is None:
             return None
         with self._lock:
             hit = self._cache.get(key)
-        return hit[1] if hit is not None and hit[0] == current else None
+            rebuilding = self._building.get(key)
+        if hit is None:
+            return None
+        if hit[0] == current or (rebuilding is not None and rebuilding.locked()):
+            return hit[1]
+        return None
 
     def _cached(
-        self, key: tuple[object, ...], current: tuple[int, int], build: Callable[[], T]
+        self,
+        key: tuple[object, ...],
+        current: tuple[int, int],
+        build: Callable[[], T],
+        *,
+        stale_ok: bool = False,
     ) -> T:
+        """``build()`` cached under ``current``; one build at a time per key.
+
+        ``stale_ok``: while another request rebuilds ``key``, answer with the previous value
+        instead of waiting for the build (a viewer then sees the change on the next request).
+        Only for values nothing else is built from: a stale input would be cached as current.
+        """
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None and hit[0] == current:
                 self._cache.move_to_end(key)
+                return hit[1]  # type: ignore[return-value]
+            rebuilding = self._building.get(key)
+            if stale_ok and hit is not None and rebuilding is not None and rebuilding.locked():
                 return hit[1]  # type: ignore[return-value]
             building = self._building.setdefault(key, threading.Lock())
         # One request builds a missing entry while the others wait for it (a new score would

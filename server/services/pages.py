@@ -60,19 +60,32 @@ class PageService:
         self.ctx = ctx
         self.boards = boards or BoardService(ctx, clock=clock)
 
-    def cached(self, *, db: Session, key: tuple[object, ...], build: Callable[[], T]) -> T:
+    def cached(
+        self,
+        *,
+        db: Session,
+        key: tuple[object, ...],
+        build: Callable[[], T],
+        stale_ok: bool = False,
+    ) -> T:
         """``build()`` (a rendered page, an export), reused until the database changes.
 
         ``key`` must hold everything the result depends on besides the database: the request's
         parameters, the viewer (organizer or not) and the visible tasks (they change with time).
+        ``stale_ok``: see ``BoardService._cached`` (for final responses only).
         """
-        return self.boards._cached(("page", *key), self.boards.clock.current(db), build)
+        current = self.boards.clock.current(db)
+        return self.boards._cached(("page", *key), current, build, stale_ok=stale_ok)
 
     def body(
         self, *, db: Session, key: tuple[object, ...], build: Callable[[], str | bytes]
     ) -> Body:
-        """Like :meth:`cached`, as a response :class:`Body` (ETag and gzip made once)."""
-        return self.cached(db=db, key=("body", *key), build=lambda: Body.of(build()))
+        """Like :meth:`cached`, as a response :class:`Body` (ETag and gzip made once).
+
+        While one request rebuilds a body after a change, concurrent viewers get the previous
+        one rather than queueing behind the build (the rebuild of a large board takes ~0.6 s).
+        """
+        return self.cached(db=db, key=("body", *key), build=lambda: Body.of(build()), stale_ok=True)
 
     def peek_body(self, key: tuple[object, ...]) -> Body | None:
         """The cached body of ``key`` when it is known current without a query, else None."""

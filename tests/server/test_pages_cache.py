@@ -92,3 +92,41 @@ def test_big_boards_show_the_top_rows_first(
     assert "/datasets/tiny?fraction=0.1&recipe=linear_probe&version=1&rows=all" in top.urls
     every = get_page(client, "/datasets/tiny?fraction=0.1&recipe=linear_probe&version=1&rows=all")
     assert len(board_rows(every)) == 4
+
+
+def test_a_rebuild_in_progress_serves_the_previous_body_to_others() -> None:
+    import threading
+
+    from server.services.boards import BoardService
+
+    service = BoardService(ctx=None)  # type: ignore[arg-type]  (the cache needs no context)
+    assert service._cached(("k",), (1, 1), lambda: "old") == "old"
+    started, release = threading.Event(), threading.Event()
+
+    def slow_build() -> str:
+        started.set()
+        release.wait(timeout=30)
+        return "new"
+
+    got: list[str] = []
+    builder = threading.Thread(
+        target=lambda: got.append(service._cached(("k",), (2, 2), slow_build))
+    )
+    builder.start()
+    started.wait(timeout=30)
+    meanwhile = service._cached(("k",), (2, 2), lambda: "never", stale_ok=True)
+    assert meanwhile == "old", "a viewer does not queue behind the rebuild"
+    service.clock.peek = lambda stale_ok=False: (2, 2)  # type: ignore[method-assign]
+    assert service.peek(("k",)) == "old", "nor does the fast path: it keeps the old body"
+    assert service.peek(("other",)) is None
+    waiter: list[str] = []
+    strict = threading.Thread(target=lambda: waiter.append(service._cached(("k",), (2, 2), str)))
+    strict.start()
+    release.set()
+    builder.join(timeout=30)
+    strict.join(timeout=30)
+    assert got == ["new"] and waiter == ["new"], "without stale_ok a caller waits for the build"
+    assert service._cached(("k",), (2, 2), lambda: "never", stale_ok=True) == "new"
+    assert service.peek(("k",)) == "new" and service.builds == 2
+    service.clock.peek = lambda stale_ok=False: (3, 3)  # type: ignore[method-assign]
+    assert service.peek(("k",)) is None, "a stale body with nobody rebuilding it is not served"
