@@ -62,10 +62,10 @@ class FastLane:
         media_type: str,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        lane = Lane(key, media_type, dict(headers or {}))
+        lane, url = Lane(key, media_type, dict(headers or {})), _url_key(request.scope)
         with self._lock:
-            self._lanes[_url_key(request.scope)] = lane
-            self._lanes.move_to_end(_url_key(request.scope))
+            self._lanes[url] = lane
+            self._lanes.move_to_end(url)
             while len(self._lanes) > self.max_urls:
                 self._lanes.popitem(last=False)
 

@@ -2,8 +2,8 @@
 
     clock = BoardClock(revalidate_s=1.0)
     clock.watch(engine)                     # every commit through ``engine`` marks it stale
-    current = clock.peek()                  # a version, or None: read it from the database
-    current = current or clock.read(db)     # one cheap query (boards.stamp), remembered
+    clock.peek()                            # the trusted version, or None (no query)
+    clock.current(db)                       # trusted, else one shared read (boards.stamp)
 
 A board is a pure function of the event table (every change that can move a board appends a
 ``SubmissionEvent`` in its transaction), so its version is :func:`server.services.boards.stamp`.
