@@ -76,6 +76,7 @@ def build_manifest(
     executor: str = "inline",
     job_id: str | None = None,
 ) -> Manifest:
+    embedding = ds.set_record()
     return Manifest(
         code_version=code_version(),
         recipe=recipe.name,
@@ -84,6 +85,8 @@ def build_manifest(
         dataset=ds.spec.name,
         dataset_version=str(ds.manifest.get("dataset_version", ds.spec.version)),
         dataset_manifest_hash=ds.manifest_hash(),
+        embedding_set=embedding[0] if embedding else None,
+        embedding_fingerprint=embedding[1] if embedding else None,
         subset_sha256=subset_sha256,
         seeds=list(seeds),
         libraries=library_versions(libraries),

@@ -56,12 +56,13 @@ class EvalJob(BaseModel):
     configs_dir: Path
     weights_dir: Path | None = None  # None: HarnessSettings().weights_dir
     seeds: tuple[int, ...] | None = None  # None: the recipe's seeds
+    embeddings: str | None = None  # embedding set; None: the dataset's default set
     submission_id: int | None = None
 
 
 def run_eval_job(job: EvalJob) -> EvalResult:
     """Load specs, open the dataset, validate the file, evaluate; a TdcError for user errors."""
-    from harness.datasets import Dataset
+    from harness.embed.sets import open_dataset
     from harness.specs import load_benchmark
     from harness.validation import load_and_validate
 
@@ -69,7 +70,8 @@ def run_eval_job(job: EvalJob) -> EvalResult:
     spec = specs.dataset(job.dataset)
     recipe = specs.recipe(job.recipe or spec.default_recipe)
     check_recipe_params(recipe)  # a bad recipe fails before any data is read
-    ds = Dataset.open(spec, data_root=job.data_root)
+    # The embedding set is checked when a recipe first reads it (finetunes never do).
+    ds = open_dataset(spec, data_root=job.data_root, embeddings=job.embeddings)
     report = load_and_validate(job.subset_path, ds=ds, fraction=job.fraction, task=job.task)
     result = evaluate_subset(
         ds=ds,

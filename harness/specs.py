@@ -12,6 +12,7 @@ No torch here: specs load in milliseconds.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,16 @@ from harness.registry import unknown
 from submissions.errors import ConfigError
 
 TaskType = Literal["classification", "regression", "detection", "reid"]
-RecipeKind = Literal["linear_probe", "finetune", "lora", "detection", "reid", "fixmatch", "oracle"]
+RecipeKind = Literal[
+    "linear_probe",
+    "linear_probe_regression",
+    "finetune",
+    "lora",
+    "detection",
+    "reid",
+    "fixmatch",
+    "oracle",
+]
 
 
 class Frozen(BaseModel):
@@ -42,9 +52,76 @@ class TaskSpec(Frozen):
 
 
 class EmbeddingSpec(Frozen):
-    """Which embedder computes the dataset's image/caption features (see harness.embed)."""
+    """How one embedding set is made: an embedder and its params (see harness.embed)."""
 
     embedder: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_set_name(name: str) -> str:
+    """A set name is a directory name: letters, digits, ``._-``; no ``/`` or ``@``."""
+    if not SET_NAME.match(name):
+        raise ConfigError(
+            f"embedding set name {name!r}: use letters, digits, '.', '_' or '-' "
+            "(at most 64, starting with a letter or digit)"
+        )
+    return name
+
+
+class EmbeddingsSpec(Frozen):
+    """The dataset's named embedding sets and the one used unless another is asked for."""
+
+    default: str
+    sets: dict[str, EmbeddingSpec]
+
+    @model_validator(mode="after")
+    def _default_declared(self) -> EmbeddingsSpec:
+        for name in self.sets:
+            if not SET_NAME.match(name):
+                raise ValueError(f"set name {name!r}: letters, digits, '.', '_' or '-' only")
+        if self.default not in self.sets:
+            raise ValueError(f"default set {self.default!r} is not among {sorted(self.sets)}")
+        return self
+
+
+class CaptionTemplates(Frozen):
+    """Caption templates over the source columns (``str.format`` fields)."""
+
+    label: str = Field(description="the research caption; may name the class")
+    nolabel: str = Field(description="its twin that never names the label")
+
+
+class TableSpec(Frozen):
+    """How a dataset's source tables read into the benchmark format: data, not code.
+
+    ``columns`` maps benchmark columns to source columns (``{filename: file_path, label:
+    steering}``); ``label_names`` is the source column naming each class id; ``identity``
+    (reid) the source columns whose combination is an individual; ``boxes: yolo_files``
+    (detection) reads one YOLO label file per image beside it.
+    """
+
+    columns: dict[str, str] = Field(default_factory=dict)
+    label_names: str | None = None
+    identity: tuple[str, ...] = ()
+    captions: CaptionTemplates | None = None
+    boxes: Literal["yolo_files"] | None = None
+
+    @field_validator("columns")
+    @classmethod
+    def _known_targets(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(set(v) - {"uid", "label", "filename"})
+        if bad:
+            raise ValueError(f"columns maps benchmark columns uid, label, filename; not {bad}")
+        return v
+
+
+class ReleaseSpec(Frozen):
+    """A deterministic builder from a public release (``tdc-harness prepare --release``)."""
+
+    builder: str
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -66,7 +143,9 @@ class DatasetSpec(Frozen):
     higher_is_better: bool = True
     preparer: str | None = Field(None, description="registered preparer that builds it")
     source: str = Field("", description="where the public release lives")
-    embedding: EmbeddingSpec | None = None
+    table: TableSpec = Field(default_factory=TableSpec)
+    release: ReleaseSpec | None = None
+    embeddings: EmbeddingsSpec | None = None
 
     @field_validator("path", "image_root")
     @classmethod

@@ -70,6 +70,9 @@ class Manifest(Schema):
     dataset: str
     dataset_version: str
     dataset_manifest_hash: str
+    # The embedding set the recipe and selection read (harness.embed.sets), when there is one.
+    embedding_set: str | None = None
+    embedding_fingerprint: str | None = None
     subset_sha256: str
     seeds: list[int]
     libraries: dict[str, str]

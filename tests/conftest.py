@@ -8,7 +8,6 @@ class, embeddings are class+source clusters, so every stage has real signal to f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +16,13 @@ import pytest
 
 from harness.datasets import Dataset, DatasetDir
 from harness.datasets.writer import write_splits
-from harness.specs import DatasetSpec, EmbeddingSpec, TaskSpec
+from harness.embed.research_import import ImportedParams
+from harness.embed.sets import identity, write_set
+from harness.specs import DatasetSpec, EmbeddingSpec, EmbeddingsSpec, TaskSpec
 
 N_CLASSES = 3
 DIM = 16
+TINY_SET = "precomputed"  # the tiny dataset's one embedding set (imported arrays)
 
 
 def _make_rows(
@@ -84,24 +86,25 @@ def build_tiny_dataset(root: Path, *, seed: int = 0) -> Dataset:
         default_recipe="linear_probe",
         primary_metric="accuracy",
         secondary_metric="balanced_accuracy",
-        embedding=EmbeddingSpec(embedder="precomputed"),
+        embeddings=EmbeddingsSpec(
+            default=TINY_SET, sets={TINY_SET: EmbeddingSpec(embedder="imported")}
+        ),
     )
     ddir = DatasetDir(root / spec.path)
     for df in splits.values():
         _write_images(ddir.root / spec.image_root, df)
     write_splits(ddir, splits, dataset_version=spec.version)
+    ds = Dataset.open(spec, data_root=root)
+    arrays = {}
     for name, df in splits.items():
-        out = ddir.embedding_path(name, "image").parent
-        out.mkdir(parents=True, exist_ok=True)
         img = _embed(rng, df)
-        np.save(ddir.embedding_path(name, "image"), img)
-        for kind in ("text", "text_nolabel"):
-            np.save(ddir.embedding_path(name, kind), img)
-        np.save(ddir.embedding_uids_path(name), df["uid"].to_numpy(dtype=str))
-    pool_img = np.load(ddir.embedding_path("train", "image"))
-    np.save(ddir.root / "embeddings" / "train" / "clip_score.npy", (pool_img[:, 0] + 1) / 2)
-    ddir.embeddings_manifest_path.write_text(json.dumps({"embedder": "precomputed"}))
-    return Dataset.open(spec, data_root=root)
+        arrays[name] = {"image": img, "text": img, "text_nolabel": img}
+    write_set(ds, TINY_SET, arrays, ident=identity("imported", ImportedParams(), "tiny"))
+    # A clip score that varies (image = text here would make it constant).
+    pool_img = arrays["train"]["image"]
+    score = ((pool_img[:, 0] + 1) / 2).astype(np.float32)
+    np.save(ddir.embedding_set(TINY_SET).array_path("train", "clip_score"), score)
+    return ds
 
 
 @pytest.fixture(scope="session")

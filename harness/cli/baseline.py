@@ -3,6 +3,7 @@
     tdc-harness baseline --list
     tdc-harness baseline image_alignment --dataset demo --fraction 0.1 --task test1 -o sub.npy
     tdc-harness baseline tsds -d demo -f 0.1 -t test1 --seed 1 -p temperature=0.1
+    tdc-harness baseline image_alignment -d iWildCam -f 0.1 -t test1 --embeddings research
     tdc-harness validate sub.npy --dataset demo --fraction 0.1 --task test1   # passes
 
 ``-p KEY=VALUE`` overrides a parameter of configs/baselines.yaml (VALUE is read as YAML);
@@ -43,6 +44,9 @@ def baseline(
         list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE method parameter")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the metadata as JSON")] = False,
+    embeddings: Annotated[
+        str | None, typer.Option("--embeddings", help="embedding set (default: the dataset's)")
+    ] = None,
 ) -> None:
     """Run a selection baseline and write its subset file (or list the baselines)."""
     from harness.cli.common import settings as get_settings
@@ -60,7 +64,7 @@ def baseline(
     out_path = output or default_output(
         settings.runs_dir, name=name, dataset=dataset, fraction=fraction, task=task, seed=seed
     )
-    meta = _run(name, dataset, fraction, task, seed, overrides, config, out_path)
+    meta = _run(name, dataset, fraction, task, seed, overrides, config, out_path, embeddings)
     if as_json:
         typer.echo(json.dumps(meta, default=str))
     else:
@@ -81,13 +85,14 @@ def _run(
     overrides: dict[str, Any],
     config: BaselinesConfig,
     out_path: Path,
+    embeddings: str | None,
 ) -> dict[str, Any]:
     from harness.cli.common import settings, specs
-    from harness.datasets import Dataset
+    from harness.embed.sets import open_dataset
     from harness.selection import select, write_selection
 
     s = settings()
-    ds = Dataset.open(specs(s).dataset(dataset), data_root=s.data_root)
+    ds = open_dataset(specs(s).dataset(dataset), data_root=s.data_root, embeddings=embeddings)
     if task is not None:
         ds.spec.task(task)  # UnknownName with suggestions before any work
     with RichProgress() as progress:

@@ -3,6 +3,7 @@
     tdc-harness evaluate sub.npy --dataset demo --fraction 0.1
     tdc-harness evaluate sub.npy -d demo -f 0.1 --task test1 --recipe linear_probe \\
         --seeds 0,1 --out results.json
+    tdc-harness evaluate sub.npy -d iWildCam -f 0.1 --embeddings research -r linear_probe_research
 
 Prints one row per task (each metric as mean ± std over seeds) and writes the full result,
 manifest included, as JSON (submissions.schemas.EvalResult) when ``--out`` is given. An
@@ -33,6 +34,9 @@ def evaluate_command(
     recipe: str | None = typer.Option(None, "--recipe", "-r", help="default: the dataset's"),
     seeds: str | None = typer.Option(None, "--seeds", help="comma-separated, e.g. 0,1,2"),
     out: Path | None = typer.Option(None, "--out", "-o", help="write the result JSON here"),
+    embeddings: str | None = typer.Option(
+        None, "--embeddings", help="embedding set (default: the dataset's)"
+    ),
 ) -> None:
     """Validate FILE, train the recipe on exactly its subset, and score the test split(s)."""
     from harness.runner import EvalJob, run_eval_job
@@ -48,6 +52,7 @@ def evaluate_command(
         configs_dir=settings.configs_dir,
         weights_dir=settings.weights_dir,
         seeds=parse_seeds(seeds),
+        embeddings=embeddings,
     )
     result = run_eval_job(job)
     if out is not None:
@@ -88,6 +93,7 @@ def render(result: EvalResult, *, out: Path | None) -> None:
         table.add_row(t.task, str(t.test_size), *cells)
     console = Console(width=max(100, 24 * (len(metrics) + 2)))
     console.print(table)
-    console.print(f"device {m.device}, {m.wall_time_s:.2f}s, code {m.code_version}")
+    used = f", embeddings {m.embedding_set} ({m.embedding_fingerprint})" if m.embedding_set else ""
+    console.print(f"device {m.device}, {m.wall_time_s:.2f}s, code {m.code_version}{used}")
     if out is not None:
         console.print(f"wrote {out}")

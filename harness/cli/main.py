@@ -5,8 +5,9 @@
     tdc-harness validate sub.npy --dataset demo --fraction 0.1
 
 Commands are thin: they parse options, call keyword-only library functions, and translate a
-TdcError into exit code 2 with its message (see ``run_guarded``). Heavy modules are imported
-inside the commands, so ``--help`` stays fast.
+TdcError into exit code 2 with its message (see ``_handle``). Heavy modules are imported
+inside the commands, so ``--help`` stays fast. Our own packages log at INFO; third-party
+libraries (faiss's loader, timm, ultralytics) only from WARNING, unless ``--verbose``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+OUR_LOGGERS = ("harness", "submissions", "leaderboard")
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """Our packages at INFO; everything else at WARNING, or INFO too with ``--verbose``."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+@app.callback()
+def options(
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="also show third-party libraries' INFO logs"
+    ),
+) -> None:
+    """Task-DataComp harness: datasets, validation, baselines, evaluation, dispatch."""
+    configure_logging(verbose=verbose)
+
 
 # Each module registers its commands on ``app`` when imported (one line per command group).
 COMMAND_MODULES = (
@@ -44,7 +66,7 @@ def _load_commands() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (tests call ``main([...])``)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose=False)
     _load_commands()
     try:
         # Without standalone mode, click *returns* a typer.Exit's code instead of raising.

@@ -46,9 +46,12 @@ def oracle_command(
         None, "--token", envvar="TDC_ORGANIZER_TOKEN", help="organizer token (with --post)"
     ),
     team: str | None = typer.Option(None, "--team", help="the rows' team (default: oracle)"),
+    embeddings: str | None = typer.Option(
+        None, "--embeddings", help="embedding set (default: the dataset's)"
+    ),
 ) -> None:
     """Train the recipe on each task's query split and score it on the task's test split."""
-    from harness.datasets import Dataset
+    from harness.embed.sets import open_dataset
     from harness.recipes.oracle import evaluate_oracle
     from harness.specs import check_fraction
     from submissions.errors import ConfigError
@@ -61,7 +64,7 @@ def oracle_command(
     if fraction is not None:
         fraction = check_fraction(spec, fraction)
     results = evaluate_oracle(
-        ds=Dataset.open(spec, data_root=settings.data_root),
+        ds=open_dataset(spec, data_root=settings.data_root, embeddings=embeddings),
         recipe=specs.recipe(recipe or spec.default_recipe),
         tasks=task or None,
         fraction=fraction,

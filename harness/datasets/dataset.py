@@ -1,21 +1,25 @@
 """The on-disk benchmark format (docs/benchmark-format.md) and a dataset handle over it.
 
 <data_root>/<spec.path>/
-    manifest.json                    format + dataset version, row counts, checksums
-    splits/<split>.parquet           uid (str), label, filename, metadata columns
-    images/...                       files named by the split's ``filename`` column
-    embeddings/<split>/<kind>.npy    float32 (n, d), row i = split row i
-    embeddings/<split>/uids.npy      the split's UIDs in that order (checked on load)
-    embeddings/manifest.json         embedder identity and parameters
-    index/                           the UID index (harness.datasets.uid_index)
+    manifest.json                         format + dataset version, row counts, checksums
+    splits/<split>.parquet                uid (str), label, filename, metadata columns
+    images/...                            files named by ``filename`` (or the manifest's
+                                          external ``image_root``: images referenced in place)
+    embeddings/<set>/manifest.json        one named embedding set: fingerprint, status, kinds
+    embeddings/<set>/<split>/<kind>.npy   float32 (n, d), row i = split row i
+    embeddings/<set>/<split>/uids.npy     the split's UIDs in that order (checked on use)
+    index/                                the UID index (harness.datasets.uid_index)
 
-ds = Dataset.open(spec, data_root=Path("data"))
+ds = Dataset.open(spec, data_root=Path("data"))                     # the spec's default set
+ds = Dataset.open(spec, data_root=Path("data"), embeddings="dinov2")
+ds.embeddings("train", "image")
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -33,7 +37,32 @@ if TYPE_CHECKING:
     from harness.datasets.uid_index import UidIndex
 
 FORMAT_VERSION = 1
+# Kinds an embedder may write: image (required, unit rows), captions with and without the
+# label (unit rows), image_raw (imported research features as they were, not normalised).
 EMBEDDING_KINDS = ("image", "text", "text_nolabel")
+UNIT_KINDS = ("image", "text", "text_nolabel")
+RAW_KINDS = ("image_raw",)
+
+
+@dataclass(frozen=True)
+class SetDir:
+    """Paths of one embedding set, ``embeddings/<name>/``; no I/O on construction."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def array_path(self, split: str, kind: str) -> Path:
+        return self.root / split / f"{kind}.npy"
+
+    def uids_path(self, split: str) -> Path:
+        return self.root / split / "uids.npy"
 
 
 @dataclass(frozen=True)
@@ -49,15 +78,12 @@ class DatasetDir:
     def split_path(self, split: str) -> Path:
         return self.root / "splits" / f"{split}.parquet"
 
-    def embedding_path(self, split: str, kind: str) -> Path:
-        return self.root / "embeddings" / split / f"{kind}.npy"
-
-    def embedding_uids_path(self, split: str) -> Path:
-        return self.root / "embeddings" / split / "uids.npy"
-
     @property
-    def embeddings_manifest_path(self) -> Path:
-        return self.root / "embeddings" / "manifest.json"
+    def embeddings_root(self) -> Path:
+        return self.root / "embeddings"
+
+    def embedding_set(self, name: str) -> SetDir:
+        return SetDir(self.embeddings_root / name)
 
     @property
     def index_dir(self) -> Path:
@@ -81,11 +107,16 @@ class Dataset:
 
     spec: DatasetSpec
     dir: DatasetDir
+    embedding_set: str | None = None  # None: the spec's default set
+    # Called once before the first embedding read (harness.embed.sets.open_dataset sets it to
+    # the set check), so only code that reads embeddings needs a usable set.
+    verify_set: Callable[[Dataset], object] | None = field(default=None, repr=False)
+    set_used: bool = field(default=False, repr=False)
     _splits: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, spec: DatasetSpec, *, data_root: Path) -> Dataset:
-        ds = cls(spec=spec, dir=DatasetDir(Path(data_root) / spec.path))
+    def open(cls, spec: DatasetSpec, *, data_root: Path, embeddings: str | None = None) -> Dataset:
+        ds = cls(spec=spec, dir=DatasetDir(Path(data_root) / spec.path), embedding_set=embeddings)
         if not ds.dir.is_prepared():
             raise DataNotFound(
                 f"dataset {spec.name!r} is not prepared under {ds.dir.root}; "
@@ -100,7 +131,21 @@ class Dataset:
 
     @property
     def image_root(self) -> Path:
-        return self.dir.root / self.spec.image_root
+        """Where ``filename`` is relative to: the recorded external root, else ``images/``."""
+        external = self.manifest.get("image_root")
+        return Path(external) if external else self.dir.root / self.spec.image_root
+
+    @property
+    def set_name(self) -> str:
+        """The embedding set this handle reads: the one asked for, else the spec's default."""
+        if self.embedding_set is not None:
+            return self.embedding_set
+        if self.spec.embeddings is None:
+            raise DataNotFound(
+                f"dataset {self.spec.name!r} declares no embedding sets (`embeddings:` in "
+                "configs/datasets.yaml); name an imported one with --embeddings SET"
+            )
+        return self.spec.embeddings.default
 
     def split(self, name: str) -> pd.DataFrame:
         """The split table (cached). Row order is the split's canonical UID order."""
@@ -123,16 +168,32 @@ class Dataset:
     def uids(self, split: str) -> npt.NDArray[np.str_]:
         return self.split(split)["uid"].to_numpy(dtype=str)
 
+    def with_spec(self, spec: DatasetSpec) -> Dataset:
+        """The same files and embedding set seen through another spec (e.g. another pool)."""
+        return Dataset(spec=spec, dir=self.dir, embedding_set=self.embedding_set,
+                       verify_set=self.verify_set)  # fmt: skip
+
     def embeddings(self, split: str, kind: str = "image") -> npt.NDArray[np.float32]:
-        """Embeddings of ``split`` aligned to its rows, memory-mapped."""
-        path = self.dir.embedding_path(split, kind)
+        """Embeddings of ``split`` from this handle's set, aligned to its rows, memory-mapped."""
+        if not self.set_used and self.verify_set is not None:
+            self.verify_set(self)
+        self.set_used = True
+        path = self.dir.embedding_set(self.set_name).array_path(split, kind)
         if not path.is_file():
             raise DataNotFound(
-                f"{kind} embeddings of {self.spec.name}/{split} missing: {path}; "
-                f"run `tdc-harness embed {self.spec.name}`"
+                f"{kind} embeddings of {self.spec.name}/{split} missing in set "
+                f"{self.set_name!r} ({path}); {self._set_hint(kind)}"
             )
         arr: npt.NDArray[np.float32] = np.load(path, mmap_mode="r", allow_pickle=False)
         return arr
+
+    def _set_hint(self, kind: str) -> str:
+        sd = self.dir.embedding_set(self.set_name)
+        if sd.manifest_path.is_file():
+            kinds = json.loads(sd.manifest_path.read_text()).get("kinds")
+            if kinds and kind not in kinds:
+                return f"the set has only {', '.join(kinds)}; choose another --embeddings set"
+        return f"run `tdc-harness embed {self.spec.name} --set {self.set_name}`"
 
     def uid_index(self) -> UidIndex:
         """The dataset's UID -> (split, row) index, built on first use and memory-mapped."""
@@ -142,3 +203,11 @@ class Dataset:
 
     def manifest_hash(self) -> str:
         return hashlib.sha256(self.dir.manifest_path.read_bytes()).hexdigest()[:16]
+
+    def set_record(self) -> tuple[str, str] | None:
+        """(set name, fingerprint) of the embedding set this handle has read, else None."""
+        if not self.set_used:
+            return None
+        path = self.dir.embedding_set(self.set_name).manifest_path
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        return self.set_name, str(data.get("fingerprint", "unknown"))

@@ -55,7 +55,12 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.datasets.dataset import DatasetDir
-from harness.datasets.preparers import PREPARERS, combined_checksum, content_checksums
+from harness.datasets.preparers import (
+    PREPARERS,
+    PrepareOptions,
+    combined_checksum,
+    content_checksums,
+)
 from harness.datasets.writer import write_splits
 from harness.settings import HarnessSettings
 from harness.specs import DatasetSpec
@@ -268,9 +273,10 @@ def prepare_demo(
     out: DatasetDir,
     settings: HarnessSettings,
     source: Path | None,
+    options: PrepareOptions,
 ) -> None:
     """Build the demo benchmark into ``out`` (``source`` is unused: the data ships in packages)."""
-    del settings, source
+    del settings, source, options
     data_by_source = load_sources()
     labels = {name: y for name, (_, y) in data_by_source.items()}
     bold = {name: bold_mask(x, y) for name, (x, y) in data_by_source.items()}

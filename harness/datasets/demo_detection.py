@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from harness.datasets.dataset import DatasetDir
 from harness.datasets.demo import ALL, LOW, resample, write_png
-from harness.datasets.preparers import PREPARERS, write_built_splits
+from harness.datasets.preparers import PREPARERS, PrepareOptions, write_built_splits
 from harness.settings import HarnessSettings
 from harness.specs import DatasetSpec
 
@@ -246,9 +246,10 @@ def prepare_demo_detection(
     out: DatasetDir,
     settings: HarnessSettings,
     source: Path | None,
+    options: PrepareOptions,
 ) -> None:
     """Build the detection demo into ``out`` (the digits ship in packages; ``source`` unused)."""
-    del settings, source
+    del settings, source, options
     image_root = out.root / spec.image_root
     image_root.mkdir(parents=True, exist_ok=True)
     built = build(image_root)

@@ -47,7 +47,7 @@ import numpy.typing as npt
 from harness.datasets.dataset import DatasetDir
 from harness.datasets.demo import ALL, write_png
 from harness.datasets.demo_detection import raw_digits
-from harness.datasets.preparers import PREPARERS, write_built_splits
+from harness.datasets.preparers import PREPARERS, PrepareOptions, write_built_splits
 from harness.settings import HarnessSettings
 from harness.specs import DatasetSpec
 
@@ -195,9 +195,10 @@ def prepare_demo_reid(
     out: DatasetDir,
     settings: HarnessSettings,
     source: Path | None,
+    options: PrepareOptions,
 ) -> None:
     """Build the re-identification demo into ``out`` (``source`` unused: packaged data)."""
-    del settings, source
+    del settings, source, options
     image_root = out.root / spec.image_root
     image_root.mkdir(parents=True, exist_ok=True)
     built = build(image_root)

@@ -2,32 +2,42 @@
 
     ds = prepare_dataset(spec=specs.dataset("demo"), settings=settings)            # skips if done
     ds = prepare_dataset(spec=geode, settings=settings, source=Path("~/dl/GeoDE"), force=True)
+    ds = prepare_dataset(spec=iwildcam, settings=settings,
+                         research_config=Path("task_datacomp/configs/datasets.yaml"))
+    ds = prepare_dataset(spec=fmow, settings=settings, release=Path("~/wilds/fmow_v1.1"))
 
 A preparer is registered under a name with one signature::
 
     @PREPARERS.register("demo")
     def prepare_demo(spec: DatasetSpec, *, out: DatasetDir, settings: HarnessSettings,
-                     source: Path | None) -> None: ...
+                     source: Path | None, options: PrepareOptions) -> None: ...
 
 It writes splits, images and the manifest into ``out`` (a scratch directory);
 :func:`prepare_dataset` moves the finished directory into place, so a crashed preparation
-never looks prepared. ``spec.preparer`` names the preparer; datasets without one use
-``csv_release`` (harness.datasets.csv_release), the research-style release of split CSVs.
+never looks prepared and an error leaves the previous preparation untouched. Which preparer
+runs: ``--research-config`` -> ``research`` (harness.datasets.research); ``--release`` -> the
+spec's ``release.builder``; otherwise ``spec.preparer``, else ``csv_release``. A rebuild
+keeps the dataset's embedding sets (``embeddings/``): they are never deleted by ``prepare``;
+a set made for an earlier preparation is refused at use until it is re-made.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from harness.datasets.dataset import Dataset, DatasetDir, sha256_file
 from harness.registry import Registry
 from harness.settings import HarnessSettings
 from harness.specs import DatasetSpec
+from submissions.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,9 +49,19 @@ DEFAULT_PREPARER = "csv_release"
 PREPARER_MODULES = (
     "harness.datasets.demo",
     "harness.datasets.csv_release",
+    "harness.datasets.research",
     "harness.datasets.demo_detection",
     "harness.datasets.demo_reid",
+    "harness.datasets.releases",
 )
+RESEARCH_PREPARER = "research"
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """Choices of the organizer that change what a preparation keeps."""
+
+    on_missing_label: Literal["drop", "error"] = "drop"
 
 
 class Preparer(Protocol):
@@ -52,6 +72,7 @@ class Preparer(Protocol):
         out: DatasetDir,
         settings: HarnessSettings,
         source: Path | None,
+        options: PrepareOptions,
     ) -> None: ...
 
 
@@ -86,29 +107,75 @@ def prepare_dataset(
     settings: HarnessSettings,
     force: bool = False,
     source: Path | None = None,
+    research_config: Path | None = None,
+    release: Path | None = None,
+    options: PrepareOptions | None = None,
 ) -> Dataset:
     """Prepare ``spec`` under the data root unless it already is (or ``force``)."""
     target = dataset_dir(spec, settings)
     if target.is_prepared() and not force:
-        log.info("%s already prepared at %s", spec.name, target.root)
+        log.info("%s already prepared at %s (--force rebuilds it)", spec.name, target.root)
         return Dataset.open(spec, data_root=settings.data_root)
-    preparer = get_preparer(spec.preparer or DEFAULT_PREPARER)
+    name, where = choose_preparer(spec, source=source, research_config=research_config,
+                                  release=release)  # fmt: skip
+    preparer = get_preparer(name)
     scratch = DatasetDir(target.root.with_name(target.root.name + ".partial"))
     if scratch.root.exists():
-        shutil.rmtree(scratch.root)
+        shutil.rmtree(scratch.root)  # an earlier preparation's unfinished scratch: ours
     scratch.root.mkdir(parents=True)
     try:
-        preparer(spec, out=scratch, settings=settings, source=source)
+        preparer(spec, out=scratch, settings=settings, source=where,
+                 options=options or PrepareOptions())  # fmt: skip
         if not scratch.is_prepared():
             raise RuntimeError(f"preparer of {spec.name} finished without writing a manifest")
     except BaseException:
         shutil.rmtree(scratch.root, ignore_errors=True)
         raise
-    if target.root.exists():
-        shutil.rmtree(target.root)
-    scratch.root.rename(target.root)
+    swap_into_place(scratch.root, target.root)
     log.info("prepared %s at %s", spec.name, target.root)
     return Dataset.open(spec, data_root=settings.data_root)
+
+
+def choose_preparer(
+    spec: DatasetSpec,
+    *,
+    source: Path | None,
+    research_config: Path | None,
+    release: Path | None,
+) -> tuple[str, Path | None]:
+    """(preparer name, what it reads) for the one source given."""
+    given = [n for n, v in (("--source", source), ("--research-config", research_config),
+                            ("--release", release)) if v is not None]  # fmt: skip
+    if len(given) > 1:
+        raise ConfigError(f"give one source, not {' and '.join(given)}")
+    if research_config is not None:
+        return RESEARCH_PREPARER, research_config
+    if release is not None:
+        if spec.release is None:
+            raise ConfigError(
+                f"{spec.name} declares no `release` builder in configs/datasets.yaml; "
+                f"prepare it with --research-config FILE or --source DIR"
+            )
+        return spec.release.builder, release
+    return spec.preparer or DEFAULT_PREPARER, source
+
+
+def swap_into_place(scratch: Path, target: Path) -> None:
+    """Rename the finished ``scratch`` to ``target``, keeping the old one's embedding sets.
+
+    The old preparation (splits, manifest, UID index) is this command's own work and goes;
+    ``embeddings/`` moves into the new directory untouched.
+    """
+    if not target.exists():
+        scratch.rename(target)
+        return
+    old_sets = target / "embeddings"
+    if old_sets.exists():
+        os.replace(old_sets, scratch / "embeddings")
+    retired = target.with_name(f"{target.name}.replaced-{time.time_ns()}")
+    target.rename(retired)
+    scratch.rename(target)
+    shutil.rmtree(retired)
 
 
 def images_checksum(image_root: Path, filenames: Iterable[str]) -> dict[str, object]:

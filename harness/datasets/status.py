@@ -1,12 +1,13 @@
 """What is prepared on this machine: a dataset's status and summary, from manifests only.
 
     status = dataset_status(spec=specs.dataset("demo"), settings=settings)
-    status.prepared, status.pool_size, status.embedded
+    status.prepared, status.pool_size, status.embedded      # embedded: the default set is usable
+    [(s.name, s.fingerprint, s.state) for s in status.embedding_sets]
     [(f.fraction, f.budget) for f in status.fractions]      # budgets in samples
     status.model_dump_json()                                 # `tdc-harness datasets show --json`
 
-Reads ``manifest.json`` and ``embeddings/manifest.json`` only (no split tables), so listing
-every dataset stays instant however large they are.
+Reads ``manifest.json`` and each set's ``embeddings/<set>/manifest.json`` only (no split
+tables, no arrays), so listing every dataset stays instant however large they are.
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ class TaskStatus(_Model):
     test_size: int | None
 
 
+class SetStatus(_Model):
+    """One embedding set on disk (harness.embed.sets)."""
+
+    name: str
+    embedder: str
+    fingerprint: str
+    kinds: tuple[str, ...]
+    state: str  # ok | stale | differs from spec | incomplete | superseded
+    default: bool
+    declared: bool
+
+
 class FractionBudget(_Model):
     fraction: float
     budget: int | None  # None while the pool size is unknown (not prepared)
@@ -51,6 +64,9 @@ class DatasetStatus(_Model):
     pool_size: int | None
     embedded: bool
     embedder: str | None
+    default_set: str | None
+    embedding_sets: tuple[SetStatus, ...]
+    image_root: str | None
     default_recipe: str
     primary_metric: str
     tasks: tuple[TaskStatus, ...]
@@ -69,8 +85,8 @@ def dataset_status(*, spec: DatasetSpec, settings: HarnessSettings) -> DatasetSt
     ddir = DatasetDir(Path(settings.data_root) / spec.path)
     manifest = _read(ddir.manifest_path) or {}
     rows = {k: int(v["rows"]) for k, v in manifest.get("splits", {}).items()}
-    emb = _read(ddir.embeddings_manifest_path)
-    embedded = emb is not None and emb.get("status", "complete") == "complete"
+    sets = _sets(spec, settings) if ddir.is_prepared() else ()
+    default = next((s for s in sets if s.default and s.state == "ok"), None)
     pool_size = rows.get(spec.pool)
     return DatasetStatus(
         name=spec.name,
@@ -80,8 +96,11 @@ def dataset_status(*, spec: DatasetSpec, settings: HarnessSettings) -> DatasetSt
         prepared=ddir.is_prepared(),
         pool=spec.pool,
         pool_size=pool_size,
-        embedded=embedded,
-        embedder=str(emb.get("embedder")) if embedded and emb else None,
+        embedded=default is not None,
+        embedder=default.embedder if default else None,
+        default_set=spec.embeddings.default if spec.embeddings else None,
+        embedding_sets=sets,
+        image_root=manifest.get("image_root"),
         default_recipe=spec.default_recipe,
         primary_metric=spec.primary_metric,
         tasks=tuple(
@@ -103,4 +122,24 @@ def dataset_status(*, spec: DatasetSpec, settings: HarnessSettings) -> DatasetSt
             )
             for f in spec.fractions
         ),
+    )
+
+
+def _sets(spec: DatasetSpec, settings: HarnessSettings) -> tuple[SetStatus, ...]:
+    from harness.datasets.dataset import Dataset
+    from harness.embed.sets import list_sets
+
+    ds = Dataset.open(spec, data_root=settings.data_root)
+    default = spec.embeddings.default if spec.embeddings else None
+    return tuple(
+        SetStatus(
+            name=s.name,
+            embedder=str(s.manifest.get("embedder", "?")),
+            fingerprint=s.fingerprint,
+            kinds=tuple(s.kinds),
+            state=s.state,
+            default=s.name == default,
+            declared=s.declared,
+        )
+        for s in list_sets(ds)
     )

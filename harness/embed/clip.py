@@ -1,7 +1,7 @@
 """``open_clip``: CLIP image and caption embeddings from a local checkpoint, never a download.
 
-    embedding: {embedder: open_clip, params: {arch: ViT-B-32}}            # datasets.yaml
-    TDC_CLIP_CHECKPOINT=/ckpt/ViT-B-32-laion2b.pt tdc-harness embed GeoDE
+    embeddings: {default: clip, sets: {clip: {embedder: open_clip, params: {arch: ViT-B-32}}}}
+    TDC_CLIP_CHECKPOINT=/ckpt/ViT-B-32-openai.pt tdc-harness embed GeoDE
 
 ``pretrained`` is a file path (default: settings.clip_checkpoint) or an open_clip tag that is
 already in the local cache; with a path, ``HF_HUB_OFFLINE=1`` is set so nothing waits on a
@@ -16,9 +16,7 @@ weights (smoke tests of this code path only; the manifest records it).
 from __future__ import annotations
 
 import logging
-import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.datasets.dataset import Dataset, sha256_file
 from harness.embed.base import EmbeddingStore, register
+from harness.embed.chunks import batches, embed_in_chunks
 from harness.registry import unknown
 from harness.settings import HarnessSettings
 from submissions.errors import DataNotFound
@@ -101,11 +100,6 @@ def load_model(
     return model, preprocess, tokenizer, context
 
 
-def batches(n: int, size: int) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
-
-
 def encode_rows(
     ds: Dataset, rows: Any, *, model: Any, preprocess: Any, tokenizer: Any, device: str,
     batch_size: int,
@@ -141,11 +135,12 @@ def _null() -> Any:
     return contextlib.nullcontext()
 
 
-def identity(params: OpenClipParams, weights: str | None, device: str) -> dict[str, Any]:
+def details(params: OpenClipParams, weights: str | None, device: str) -> dict[str, Any]:
+    """The embedder's own record for the set manifest."""
     import open_clip
     import torch
 
-    ident: dict[str, Any] = {
+    return {
         "arch": params.arch,
         "pretrained": Path(weights).name if weights and looks_like_path(weights) else weights,
         "random_init": params.random_init,
@@ -153,9 +148,6 @@ def identity(params: OpenClipParams, weights: str | None, device: str) -> dict[s
         "torch": torch.__version__,
         "device": device,
     }
-    if weights and looks_like_path(weights):
-        ident["checkpoint_sha256"] = sha256_file(Path(weights))
-    return ident
 
 
 def pick_device(params: OpenClipParams) -> str:
@@ -164,29 +156,19 @@ def pick_device(params: OpenClipParams) -> str:
     return params.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def progress() -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-
-
-def fingerprint(params: OpenClipParams, settings: HarnessSettings) -> dict[str, Any]:
-    """What besides params decides the vectors: which weights are loaded."""
-    if params.random_init:
-        return {"weights": None}
-    return {"weights": params.pretrained or str(settings.clip_checkpoint)}
+def weights_of(params: OpenClipParams, settings: HarnessSettings) -> str | None:
+    """The sha256 of the checkpoint file (or the cached tag); checked before any work."""
+    weights = resolve_weights(params, settings)
+    if weights is None:
+        return None
+    return sha256_file(Path(weights)) if looks_like_path(weights) else weights
 
 
 @register(
     "open_clip",
     params=OpenClipParams,
     description="open_clip image/text towers from a local checkpoint (arch + pretrained)",
-    fingerprint=fingerprint,
+    weights=weights_of,
 )
 def embed_open_clip(
     ds: Dataset,
@@ -197,27 +179,17 @@ def embed_open_clip(
 ) -> dict[str, Any]:
     """Embed every unfinished split chunk by chunk; finished splits and chunks are skipped."""
     weights = resolve_weights(params, settings)
-    todo = [s for s in ds.spec.split_names() if not store.done(s)]
     device = pick_device(params)
-    ident = identity(params, weights, device)
-    if not todo:
-        return ident
+    record = details(params, weights, device)
+    if all(store.done(s) for s in ds.spec.split_names()):
+        return record
     model, preprocess, tokenizer, _ = load_model(params, weights, device)
-    with progress() as bar:
-        for split in todo:
-            df = ds.split(split)
-            if df.empty:
-                raise DataNotFound(f"split {ds.spec.name}/{split} has no rows to embed")
-            n_chunks = math.ceil(len(df) / params.chunk_size)
-            task = bar.add_task(f"{ds.spec.name}/{split}", total=len(df))
-            for c, part in enumerate(batches(len(df), params.chunk_size)):
-                if not store.has_chunk(split, c):
-                    arrays = encode_rows(
-                        ds, df.iloc[part], model=model, preprocess=preprocess,
-                        tokenizer=tokenizer, device=device, batch_size=params.batch_size,
-                    )  # fmt: skip
-                    store.write_chunk(split, c, arrays)
-                bar.advance(task, part.stop - part.start)
-            store.assemble(split, n_chunks, uids=ds.uids(split))
-    log.info("open_clip %s embedded %s", params.arch, ", ".join(todo))
-    return ident
+
+    def encode(rows: Any) -> dict[str, npt.NDArray[np.float32]]:
+        return encode_rows(ds, rows, model=model, preprocess=preprocess, tokenizer=tokenizer,
+                           device=device, batch_size=params.batch_size)  # fmt: skip
+
+    done = embed_in_chunks(ds, store, encode=encode, kinds=("image", "text", "text_nolabel"),
+                           chunk_size=params.chunk_size)  # fmt: skip
+    log.info("open_clip %s embedded %s", params.arch, ", ".join(done))
+    return record

@@ -10,9 +10,14 @@ stopping rule (harness.recipes.logreg) on exactly the subset's pool rows::
         task_types: [classification]
         params: {C: 0.75, max_iter: 1000}
 
-It is deterministic (a fixed solver from zero), so every seed gives the same model; the seed is
-accepted for the common signature. Only the classes present in the subset can be predicted
-(as with sklearn); test examples of other classes count as errors.
+``normalize`` (default true) scales every feature row to unit length before training and
+prediction, so a score does not depend on how an embedding set stores its vectors; research
+numbers computed on the unnormalised fp16 research features (an imported set's
+``image_raw``) are reproduced with ``embedding: image_raw, normalize: false`` (the
+``linear_probe_research`` recipe). It is deterministic (a fixed solver from zero), so every
+seed gives the same model; the seed is accepted for the common signature. Only the classes
+present in the subset can be predicted (as with sklearn); test examples of other classes
+count as errors.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class LinearProbeParams(Params):
     max_iter: int = Field(1000, gt=0)
     tol: float = Field(1e-4, gt=0, description="max |gradient| at convergence, as in sklearn")
     embedding: str = Field("image", description="which cached embedding to train on")
+    normalize: bool = Field(True, description="L2-normalise feature rows before use")
     dtype: Literal["float32", "float64"] = "float32"
 
 
@@ -52,16 +58,17 @@ class LinearPredictor:
 
     ds: Dataset
     embedding: str
+    normalize: bool
     fit: LogRegFit | None  # None when the subset holds a single class
     seen: npt.NDArray[np.int64]  # global class index of each fitted class
 
     def predict(self, split: str) -> npt.NDArray[np.int64]:
         from harness.recipes.logreg import predict_logreg
 
-        x = self.ds.embeddings(split, self.embedding)
+        x = features(self.ds.embeddings(split, self.embedding), normalize=self.normalize)
         if self.fit is None:
             return np.full(len(x), self.seen[0], np.int64)
-        return self.seen[predict_logreg(self.fit, np.asarray(x))]
+        return self.seen[predict_logreg(self.fit, x)]
 
 
 @register_kind(
@@ -77,12 +84,12 @@ def train(*, ctx: TrainContext, seed: int) -> LinearPredictor:
     from harness.recipes.logreg import fit_logreg
 
     p: LinearProbeParams = ctx.params
-    x = _subset_features(ctx, p.embedding)
+    x = features(subset_features(ctx, p.embedding), normalize=p.normalize)
     y_global = ctx.targets(ctx.pool, ctx.rows)
     seen, y = np.unique(y_global, return_inverse=True)
     if len(seen) == 1:
         log.info("subset holds one class; the probe predicts it everywhere")
-        return LinearPredictor(ctx.ds, p.embedding, None, seen.astype(np.int64))
+        return LinearPredictor(ctx.ds, p.embedding, p.normalize, None, seen.astype(np.int64))
     dtype = torch.float64 if p.dtype == "float64" else torch.float32
     fit = fit_logreg(
         torch.from_numpy(x).to(ctx.device, dtype),
@@ -96,10 +103,19 @@ def train(*, ctx: TrainContext, seed: int) -> LinearPredictor:
         log.warning(
             "linear probe stopped after %d iterations, |grad| %.2e", fit.n_iter, fit.grad_max
         )
-    return LinearPredictor(ctx.ds, p.embedding, fit, seen.astype(np.int64))
+    return LinearPredictor(ctx.ds, p.embedding, p.normalize, fit, seen.astype(np.int64))
 
 
-def _subset_features(ctx: TrainContext, kind: str) -> npt.NDArray[Any]:
+def features(x: npt.NDArray[Any], *, normalize: bool) -> npt.NDArray[np.float32]:
+    """Rows as float32, scaled to unit length when ``normalize`` (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    if not normalize:
+        return x
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, np.float32(1e-12))
+
+
+def subset_features(ctx: TrainContext, kind: str) -> npt.NDArray[Any]:
     emb = ctx.ds.embeddings(ctx.pool, kind)
     if len(emb) != ctx.ds.pool_size:
         raise DataNotFound(

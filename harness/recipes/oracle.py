@@ -62,10 +62,7 @@ class OracleParams(Params):
 
 def query_view(ds: Dataset, task: TaskSpec) -> Dataset:
     """The dataset with ``task``'s query split in the pool's place (same files, same tasks)."""
-    from harness.datasets import Dataset
-
-    spec = ds.spec.model_copy(update={"pool": task.query})
-    return Dataset(spec=spec, dir=ds.dir)
+    return ds.with_spec(ds.spec.model_copy(update={"pool": task.query}))
 
 
 def base_recipe(recipe: RecipeSpec) -> RecipeSpec:

@@ -36,6 +36,7 @@ Train = Callable[..., Any]  # (*, ctx: TrainContext, seed: int) -> Predictor
 # Modules that register kinds when imported; a new kind appends its module here.
 KIND_MODULES: tuple[str, ...] = (
     "harness.recipes.linear_probe",
+    "harness.recipes.linear_probe_regression",
     "harness.recipes.finetune",
     "harness.recipes.lora",
     "harness.recipes.detection",

@@ -67,6 +67,7 @@ def select(
             "a subset needs at least one: change its parameters"
         )
     uids = ds.uids(ds.spec.pool)[out.rows]
+    used = ds.set_record()
     return SelectionOutput(
         rows=out.rows,
         uids=uids,
@@ -80,6 +81,7 @@ def select(
             "budget": budget,
             "size": out.size,
             "params": resolved,
+            "embeddings": {"set": used[0], "fingerprint": used[1]} if used else None,
             "seconds": round(time.perf_counter() - started, 3),
         },
     )

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from harness.datasets.preparers import DEFAULT_PREPARER, get_preparer
-from harness.embed import get_embedder
+from harness.embed.sets import validated_params
 from harness.settings import default_configs_dir
-from harness.specs import EmbeddingSpec, load_benchmark
+from harness.specs import EmbeddingSpec, EmbeddingsSpec, load_benchmark
 from submissions.errors import ConfigError, UnknownName
 
 NINE = {
@@ -33,9 +33,11 @@ def test_every_preparer_and_embedder_named_in_the_yaml_exists() -> None:
     specs = load_benchmark(default_configs_dir())
     for spec in specs.datasets.values():
         get_preparer(spec.preparer or DEFAULT_PREPARER)
-        assert spec.embedding is not None, spec.name
-        entry = get_embedder(spec.embedding.embedder)
-        entry.params.model_validate(spec.embedding.params)  # typos in params fail here
+        if spec.release is not None:
+            get_preparer(spec.release.builder)
+        assert spec.embeddings is not None, spec.name
+        for name, es in spec.embeddings.sets.items():
+            validated_params(spec.name, name, es)  # unknown embedders and typos in params fail
 
 
 def _bad_copy(tmp_path: Path, file: str, mutate: object) -> Path:
@@ -96,7 +98,11 @@ def test_embedding_param_typo_fails_with_the_valid_keys(tmp_path: Path) -> None:
 
     spec = load_benchmark(default_configs_dir()).dataset("demo")
     bad = spec.model_copy(
-        update={"embedding": EmbeddingSpec(embedder="pixel_pca", params={"dims": 8})}
+        update={
+            "embeddings": EmbeddingsSpec(
+                default="pca", sets={"pca": EmbeddingSpec(embedder="pixel_pca", params={"dims": 8})}
+            )
+        }
     )
     ds = Dataset(spec=bad, dir=DatasetDir(tmp_path))
     with pytest.raises(ConfigError, match=r"dims.*valid keys: dim, ridge, size"):

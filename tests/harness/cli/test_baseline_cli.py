@@ -15,6 +15,7 @@ from harness.selection import method_names
 from harness.settings import default_configs_dir
 from harness.validation import load_and_validate
 from submissions.subset_file import read_subset_file
+from tests.conftest import TINY_SET
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def env_dirs(tiny_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) ->
         data / tiny_dataset.spec.path,
         ignore=shutil.ignore_patterns("images", "index"),
     )
-    emb = data / tiny_dataset.spec.path / "embeddings" / tiny_dataset.spec.pool
+    emb = data / tiny_dataset.spec.path / "embeddings" / TINY_SET / tiny_dataset.spec.pool
     shutil.copy(emb / "clip_score.npy", emb / "clip_score_nolabel.npy")
     configs.mkdir()
     for name in ("recipes.yaml", "baselines.yaml"):

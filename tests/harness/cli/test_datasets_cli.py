@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness.cli.main import main
@@ -33,9 +34,9 @@ def test_datasets_lists_all_ten_with_their_state(
     for name in ("demo", *NINE):
         assert name in out
     demo_line = next(line for line in out.splitlines() if " demo " in line)
-    assert "4,300" in demo_line and "yes" in demo_line
+    assert "4,300" in demo_line and "pixel_pca (ready)" in demo_line
     geode_line = next(line for line in out.splitlines() if "GeoDE" in line)
-    assert "not prepared" in geode_line and "no" in geode_line
+    assert "not prepared" in geode_line
 
 
 def test_show_prints_sizes_and_budgets(demo_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,6 +51,7 @@ def test_show_prints_sizes_and_budgets(demo_root: Path, capsys: pytest.CaptureFi
     assert main(["datasets", "show", "demo"]) == 0
     text = capsys.readouterr().out
     assert "0.1: 430" in text and "test3 (246)" in text and "[hidden test]" in text
+    assert "pixel_pca (default): pixel_pca, " in text and "image, text, text_nolabel; ok" in text
 
 
 def test_unknown_and_unprepared_datasets_exit_2(
@@ -76,9 +78,14 @@ def test_prepare_source_then_embed(
     monkeypatch.delenv("TDC_CLIP_CHECKPOINT", raising=False)
     splits = ("train", *(f"{kind}{k}" for k in range(1, 5) for kind in ("val", "test")))
     release = make_csv_release(tmp_path / "release", splits=splits)
+    for split in splits:  # GeoDE's own columns (configs/datasets.yaml: table)
+        df = pd.read_csv(release / f"{split}.csv").rename(columns={"filename": "file_path"})
+        df.assign(object=df["label"], ip_country="Ghana").to_csv(release / f"{split}.csv")
     assert main(["prepare", "GeoDE", "--source", str(release)]) == 0
     out = capsys.readouterr().out
     assert "GeoDE: prepared" in out and "train 6" in out and "test4 6" in out
+    caption = pd.read_parquet(tmp_path / "data/GeoDE/splits/val2.parquet")["caption"][1]
+    assert caption == "image of chair taken in the country Ghana"
     assert main(["datasets", "show", "GeoDE", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fractions"][0] == {"fraction": 0.05, "budget": 0}
     assert main(["embed", "GeoDE"]) == 2  # open_clip needs a local checkpoint
@@ -92,23 +99,24 @@ def test_demo_data_steps_are_idempotent(demo_root: Path) -> None:
 
     stamps = [
         (demo_root / "demo" / p).stat().st_mtime_ns
-        for p in ("manifest.json", "embeddings/manifest.json")
+        for p in ("manifest.json", "embeddings/pixel_pca/manifest.json")
     ]
     run = run_demo(settings=HarnessSettings(data_root=demo_root), steps=STEPS)
     assert list(run.timings) == ["prepare", "embed"] and run.notes["embedder"] == "pixel_pca"
     assert run.dataset is not None and run.dataset.pool_size == 4300
     assert stamps == [
         (demo_root / "demo" / p).stat().st_mtime_ns
-        for p in ("manifest.json", "embeddings/manifest.json")
+        for p in ("manifest.json", "embeddings/pixel_pca/manifest.json")
     ]
 
 
 def test_prepare_and_embed_commands_skip_done_work(
     demo_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stamp = (demo_root / "demo" / "embeddings" / "manifest.json").stat().st_mtime_ns
+    set_manifest = demo_root / "demo" / "embeddings" / "pixel_pca" / "manifest.json"
+    stamp = set_manifest.stat().st_mtime_ns
     assert main(["prepare", "demo"]) == 0
     assert "demo: prepared at" in capsys.readouterr().out
     assert main(["embed", "demo"]) == 0
-    assert "pixel_pca embeddings of 9 splits" in capsys.readouterr().out
-    assert (demo_root / "demo" / "embeddings" / "manifest.json").stat().st_mtime_ns == stamp
+    assert "set pixel_pca (pixel_pca, fingerprint" in capsys.readouterr().out
+    assert set_manifest.stat().st_mtime_ns == stamp

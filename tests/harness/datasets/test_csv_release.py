@@ -78,7 +78,7 @@ def test_missing_images_and_duplicate_uids_are_reported(
     release = write_release(tmp_path / "release")
     (release / "images" / "test1-0.png").unlink()
     settings = HarnessSettings(data_root=tmp_path / "data")
-    with pytest.raises(DataNotFound, match=r"1 images .* missing.*test1-0\.png"):
+    with pytest.raises(DataNotFound, match=r"1 of 18 images .* missing.*test1-0\.png"):
         prepare_dataset(spec=_spec(), settings=settings, source=release)
     release2 = write_release(tmp_path / "release2")
     val = pd.read_csv(release2 / "val1.csv")

@@ -143,7 +143,7 @@ def withdrawn_copy(ds: Dataset, root: Path, withdrawn: set[str]) -> Path:
     splits = {name: ds.split(name) for name in ds.spec.split_names()}
     splits[pool] = splits[pool][keep]
     write_splits(ddir, splits, dataset_version="0.2")
-    emb_dir = ddir.embedding_uids_path(pool).parent
+    emb_dir = ddir.embedding_set(ds.set_name).uids_path(pool).parent
     for f in emb_dir.glob("*.npy"):
         np.save(f, np.load(f, allow_pickle=False)[keep])
     return root

@@ -13,8 +13,9 @@ import pytest
 
 import harness.embed.clip as clip
 from harness.datasets import Dataset
-from harness.datasets.dataset import EMBEDDING_KINDS
-from harness.embed import embed_dataset, embeddings_ready
+from harness.datasets.dataset import EMBEDDING_KINDS, sha256_file
+from harness.embed import embed_dataset
+from harness.embed.sets import set_ready
 from harness.settings import HarnessSettings
 from submissions.errors import DataNotFound, UnknownName
 
@@ -57,8 +58,9 @@ def test_tiny_clip_embeds_every_split_and_resumes(
     monkeypatch.setattr(clip, "encode_rows", encode)
     with pytest.raises(Interrupt):
         embed_dataset(ds=ds, settings=settings)
-    assert not embeddings_ready(ds.dir)
-    assert sorted(p.name for p in (ds.dir.root / "embeddings/.partial/train").glob("image-*")) == [
+    assert not set_ready(ds)
+    partial = ds.dir.root / "embeddings/.building/s/.partial/train"
+    assert sorted(p.name for p in partial.glob("image-*")) == [
         "image-000000.npy", "image-000001.npy", "image-000002.npy"
     ]  # fmt: skip
     calls.clear()
@@ -68,17 +70,19 @@ def test_tiny_clip_embeds_every_split_and_resumes(
     manifest = embed_dataset(ds=ds, settings=settings)
     total = sum(ds.split_size(s) for s in ds.spec.split_names())
     assert sum(calls) == total - 3 * 64  # finished chunks were not recomputed
-    assert manifest["identity"]["random_init"] is True and manifest["status"] == "complete"
-    assert not (ds.dir.root / "embeddings/.partial").exists()
+    assert manifest["details"]["random_init"] is True and manifest["status"] == "complete"
+    assert manifest["identity"]["weights"] is None
+    assert not (ds.dir.root / "embeddings/.building").exists()
     resumed = {k: ds.embeddings("train", k).copy() for k in EMBEDDING_KINDS}
 
+    sdir = ds.dir.embedding_set("s")
     for split in ds.spec.split_names():
-        assert np.array_equal(np.load(ds.dir.embedding_uids_path(split)), ds.uids(split))
+        assert np.array_equal(np.load(sdir.uids_path(split)), ds.uids(split))
         for kind in EMBEDDING_KINDS:
             x = ds.embeddings(split, kind)
             assert x.shape == (ds.split_size(split), 16)
             np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
-    assert np.load(ds.dir.embedding_path("train", "clip_score")).shape == (ds.pool_size,)
+    assert np.load(sdir.array_path("train", "clip_score")).shape == (ds.pool_size,)
 
     calls.clear()
     embed_dataset(ds=ds, settings=settings, force=True)  # a clean run gives the same vectors
@@ -125,8 +129,8 @@ def test_checkpoint_path_is_loaded_and_recorded(tiny_copy: Copier, tmp_path: Pat
     params = {k: v for k, v in TINY.items() if k != "random_init"} | {"pretrained": str(ckpt)}
     ds = tiny_copy("open_clip", params)
     manifest = embed_dataset(ds=ds, settings=HarnessSettings(data_root=tmp_path))
-    assert manifest["identity"]["pretrained"] == "tiny.pt"
-    assert len(manifest["identity"]["checkpoint_sha256"]) == 64
+    assert manifest["details"]["pretrained"] == "tiny.pt"
+    assert manifest["identity"]["weights"] == sha256_file(ckpt)
     with torch.no_grad():
         expect = model.encode_text(
             open_clip.get_tokenizer("ViT-B-32", context_length=16)([ds.split("val1")["caption"][0]])

@@ -10,8 +10,9 @@ import pytest
 
 from harness.datasets import Dataset
 from harness.datasets.dataset import EMBEDDING_KINDS
-from harness.embed import embed_dataset, embeddings_ready
+from harness.embed import embed_dataset
 from harness.embed.pixel_pca import fit_pca, fit_text_map, tokens
+from harness.embed.sets import set_ready
 from harness.settings import HarnessSettings
 from submissions.errors import ConfigError
 
@@ -20,20 +21,21 @@ Copier = Callable[..., Dataset]  # the tiny_copy fixture (tests/harness/embed/co
 
 def test_demo_embeddings_aligned_and_normalised(demo_dataset: Dataset) -> None:
     ds = demo_dataset
+    sdir = ds.dir.embedding_set(ds.set_name)
     for split in ds.spec.split_names():
-        uids = np.load(ds.dir.embedding_uids_path(split), allow_pickle=False)
+        uids = np.load(sdir.uids_path(split), allow_pickle=False)
         assert np.array_equal(uids, ds.uids(split))
         for kind in EMBEDDING_KINDS:
             x = ds.embeddings(split, kind)
             assert x.dtype == np.float32 and x.shape == (ds.split_size(split), 64)
             np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
     image, text = ds.embeddings("train", "image"), ds.embeddings("train", "text")
-    score = np.load(ds.dir.embedding_path("train", "clip_score"))
+    score = np.load(sdir.array_path("train", "clip_score"))
     assert score.shape == (ds.pool_size,) and score.dtype == np.float32
     np.testing.assert_allclose(score, np.einsum("ij,ij->i", image, text), atol=1e-5)
-    nolabel = np.load(ds.dir.embedding_path("train", "clip_score_nolabel"))
+    nolabel = np.load(sdir.array_path("train", "clip_score_nolabel"))
     assert nolabel.shape == score.shape and not np.allclose(nolabel, score)
-    manifest = ds.dir.embeddings_manifest_path.read_text()
+    manifest = sdir.manifest_path.read_text()
     assert '"status": "complete"' in manifest and '"embedder": "pixel_pca"' in manifest
 
 
@@ -68,16 +70,16 @@ def test_pca_and_ridge_are_the_documented_closed_forms() -> None:
 def test_rerun_skips_and_changes_recompute(tiny_copy: Copier, tmp_path: Path) -> None:
     settings = HarnessSettings(data_root=tmp_path)
     ds = tiny_copy("pixel_pca", {"dim": 8})
-    assert not embeddings_ready(ds.dir)
+    assert not set_ready(ds)
     first = embed_dataset(ds=ds, settings=settings)
-    assert embeddings_ready(ds.dir) and first["splits"]["train"]["dims"]["image"] == 8
-    path = ds.dir.embedding_path("test1", "image")
+    assert set_ready(ds) and first["splits"]["train"]["dims"]["image"] == 8
+    path = ds.dir.embedding_set("s").array_path("test1", "image")
     stamp = path.stat().st_mtime_ns
     assert embed_dataset(ds=ds, settings=settings) == first
     assert path.stat().st_mtime_ns == stamp  # skipped: nothing rewritten
     again = embed_dataset(ds=ds, settings=settings, force=True)
     assert path.stat().st_mtime_ns != stamp
     np.testing.assert_array_equal(np.load(path), ds.embeddings("test1"))  # deterministic
-    assert again["identity"] == first["identity"]
+    assert again["fingerprint"] == first["fingerprint"]
     wider = embed_dataset(ds=tiny_copy("pixel_pca", {"dim": 12}), settings=settings)
     assert wider["splits"]["val2"]["dims"]["text_nolabel"] == 12  # new params: recomputed

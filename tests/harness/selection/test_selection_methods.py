@@ -26,7 +26,7 @@ TASKS = (None, "test1", "test2")
 def copy_with_nolabel_scores(ds: Dataset, root: Path) -> Dataset:
     """A copy of ``ds`` (no images) with a label-free CLIP score that differs from the other."""
     shutil.copytree(ds.dir.root, root / ds.spec.path, ignore=shutil.ignore_patterns("images"))
-    emb = root / ds.spec.path / "embeddings" / ds.spec.pool
+    emb = root / ds.spec.path / "embeddings" / ds.set_name / ds.spec.pool
     img = np.load(emb / "image.npy")
     np.save(emb / "clip_score_nolabel.npy", ((img[:, 1] + 1) / 2).astype(np.float32))
     return Dataset.open(ds.spec, data_root=root)
