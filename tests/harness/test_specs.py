@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from harness.datasets.preparers import DEFAULT_PREPARER, get_preparer
+from harness.datasets.releases import RELEASE_PARAMS, release_params
 from harness.embed.sets import validated_params
 from harness.settings import default_configs_dir
 from harness.specs import EmbeddingSpec, EmbeddingsSpec, load_benchmark
@@ -35,6 +36,7 @@ def test_every_preparer_and_embedder_named_in_the_yaml_exists() -> None:
         get_preparer(spec.preparer or DEFAULT_PREPARER)
         if spec.release is not None:
             get_preparer(spec.release.builder)
+            release_params(spec, RELEASE_PARAMS[spec.release.builder])  # rules typo-checked
         assert spec.embeddings is not None, spec.name
         for name, es in spec.embeddings.sets.items():
             validated_params(spec.name, name, es)  # unknown embedders and typos in params fail
