@@ -100,10 +100,12 @@ class TableSpec(Frozen):
     ``columns`` maps benchmark columns to source columns (``{filename: file_path, label:
     steering}``); ``label_names`` is the source column naming each class id; ``identity``
     (reid) the source columns whose combination is an individual; ``boxes: yolo_files``
-    (detection) reads one YOLO label file per image beside it.
+    (detection) reads one YOLO label file per image beside it; ``defaults`` fills source
+    columns a table lacks or leaves empty (ReID's ``orientation``).
     """
 
     columns: dict[str, str] = Field(default_factory=dict)
+    defaults: dict[str, str] = Field(default_factory=dict)
     label_names: str | None = None
     identity: tuple[str, ...] = ()
     captions: CaptionTemplates | None = None

@@ -77,6 +77,9 @@ def _check_columns(spec: DatasetSpec, split: str, df: pd.DataFrame) -> pd.DataFr
         need.append(_source(table, "label"))
     if table.label_names:
         need.append(table.label_names)
+    df = df.copy()
+    for column, value in table.defaults.items():
+        df[column] = df[column].fillna(value) if column in df.columns else value
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise ConfigError(
@@ -84,7 +87,6 @@ def _check_columns(spec: DatasetSpec, split: str, df: pd.DataFrame) -> pd.DataFr
             f"{list(df.columns)}); map them in configs/datasets.yaml under "
             f"datasets.{spec.name}.table.columns (e.g. filename: file_path)"
         )
-    df = df.copy()
     df[_source(table, "uid")] = df[_source(table, "uid")].astype(str)
     return df
 
@@ -93,7 +95,10 @@ def _drop_unlabeled(
     spec: DatasetSpec, split: str, df: pd.DataFrame, policy: MissingLabel
 ) -> tuple[pd.DataFrame, list[str]]:
     table = spec.table
-    columns = list(table.identity) or ([] if table.boxes else [_source(table, "label")])
+    if table.identity:
+        columns = [c for c in table.identity if c not in table.defaults]
+    else:
+        columns = [] if table.boxes else [_source(table, "label")]
     if not columns:
         return df, []
     empty = df[columns].isna().any(axis=1) | df[columns].astype(str).eq("").any(axis=1)

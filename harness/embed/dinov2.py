@@ -89,6 +89,8 @@ def load_model(params: Dinov2Params, path: Path | None, device: str) -> tuple[An
         raise ConfigError(f"DINOv2 {params.arch} from {path}: {err}") from None
     model.eval().to(device)
     cfg = timm.data.resolve_model_data_config(model)
+    if params.image_size:  # the checkpoint's config still names its own size (518 px)
+        cfg["input_size"] = (3, params.image_size, params.image_size)
     return model, timm.data.create_transform(**cfg, is_training=False)
 
 

@@ -194,3 +194,79 @@ def test_failed_prepare_leaves_the_old_dataset(
     assert prepare(research_disk, "iWildCam", "--force") == 2
     assert "lacks columns ['filename']" in capsys.readouterr().err
     assert open_ds("iWildCam", data_root).manifest_hash() == before
+
+
+def add_entry(disk: ResearchDisk, name: str, entry: dict[str, object]) -> None:
+    config = yaml.safe_load(disk.config.read_text())
+    disk.config.write_text(yaml.safe_dump({**config, name: entry}))
+
+
+def write_fish(disk: ResearchDisk) -> None:
+    """FishDetection: viame-*.csv (uid, image_path), YOLO label files beside the images."""
+    from PIL import Image
+
+    root = disk.root / "fish-yolo-640p"
+    files = {"train": "viame-train.csv", "val": "viame-val.csv"}
+    files |= {f"val{k}": f"viame-query-{k}.csv" for k in range(1, 5)}
+    files |= {f"test{k}": f"viame-test-{k}.csv" for k in range(1, 5)}
+    csvs = disk.root / "FishDetection/splits"
+    csvs.mkdir(parents=True)
+    for key, file in files.items():
+        names = [f"images/{key}/{i}.jpg" for i in range(4)]
+        for i, name in enumerate(names):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (16, 16)).save(root / name)
+            label = root / name.replace("images/", "labels/").replace(".jpg", ".txt")
+            label.parent.mkdir(parents=True, exist_ok=True)
+            if i:  # image 0 has no label file: no fish
+                label.write_text(f"0 0.5 0.5 0.2 0.2\n{i % 2} 0.3 0.3 0.4 0.5\n")
+        uids = [f"{key}_{i}" for i in range(4)]
+        pd.DataFrame({"uid": uids, "image_path": names}).to_csv(csvs / file, index=False)
+    add_entry(disk, "FishDetection", {"csv_root_path": str(csvs), "img_root_path": str(root),
+              "training_task": "detection", "FILEPATHS": files})  # fmt: skip
+
+
+def test_fish_detection_boxes_from_yolo_files(
+    research_disk: ResearchDisk, data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_fish(research_disk)
+    assert prepare(research_disk, "FishDetection") == 0
+    assert "not used (no task): val" in capsys.readouterr().out  # viame-val.csv
+    ds = open_ds("FishDetection", data_root)
+    pool = ds.split("train")
+    assert json.loads(pool["boxes"][0]) == [] and pool["label"][0] == -1
+    boxes = json.loads(pool["boxes"][1])
+    assert boxes == [[0, 0.5, 0.5, 0.2, 0.2], [1, 0.3, 0.3, 0.4, 0.5]]
+    assert pool["label"][1] == 1  # the largest box's class
+    assert ds.manifest["images_without_boxes"]["train"] == 1
+
+
+def test_reid_identities_and_roles(
+    research_disk: ResearchDisk, data_root: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    root, csvs = research_disk.root / "wildlife", research_disk.root / "ReID/splits"
+    csvs.mkdir(parents=True)
+    files = {"train": "train.csv"} | {f"{k}{i}": f"{k}{i}.csv" for i in range(1, 5)
+                                      for k in ("val", "test")}  # fmt: skip
+    for key, file in files.items():
+        rows = [{"uid": f"{key}_{i}", "file_path": f"{key}/{i}.png", "identity": f"id{i % 3}",
+                 "dataset": "SeaTurtle" if key != "test2" else "Zebra", "image_id": i,
+                 "object": "turtle", "bbox": "[]"} for i in range(6)]  # fmt: skip
+        df = pd.DataFrame(rows)
+        if key == "train":
+            df["orientation"] = ["left", "right"] * 3
+        df.to_csv(csvs / file, index=False)
+        for r in rows:
+            (root / r["file_path"]).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8)).save(root / r["file_path"])
+    add_entry(research_disk, "ReID", {"csv_root_path": str(csvs), "img_root_path": str(root),
+              "training_task": "reid", "FILEPATHS": files})  # fmt: skip
+    assert prepare(research_disk, "ReID") == 0
+    ds = open_ds("ReID", data_root)
+    pool, test = ds.split("train"), ds.split("test1")
+    assert pool["identity_name"][0] == "SeaTurtle/id0/left"  # dataset + identity + orientation
+    assert pool["label"].nunique() == 6 and pool["label"].dtype == np.int64
+    assert test["role"].tolist() == ["query"] * 3 + ["gallery"] * 3
+    assert "first image" in ds.manifest["reid_roles"]
