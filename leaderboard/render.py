@@ -233,9 +233,14 @@ def _render(template: str, **context: Any) -> str:
 
 
 def render_home(
-    *, datasets: Sequence[DatasetInfo], links: Links, generated_at: datetime | None = None
+    *,
+    datasets: Sequence[DatasetInfo],
+    links: Links,
+    not_hosted: Sequence[str] = (),
+    generated_at: datetime | None = None,
 ) -> str:
-    return _render("home.html", datasets=datasets, links=links, generated_at=generated_at)
+    return _render("home.html", datasets=datasets, links=links, not_hosted=not_hosted,
+                   generated_at=generated_at)  # fmt: skip
 
 
 Pill = tuple[str, str, bool]  # label, href, current

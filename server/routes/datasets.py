@@ -1,7 +1,7 @@
 """Public dataset information: what to build a subset for, and the pool UIDs to check it.
 
 GET /api/info                      ServerInfo (upload cap, quota)
-GET /api/datasets                  [DatasetPublic]
+GET /api/datasets                  [DatasetPublic] of the datasets hosted here (prepared)
 GET /api/datasets/{name}           DatasetPublic (pool size, tasks, budgets)
 GET /api/datasets/{name}/pool-uids the pool UIDs as .npy (ETag; 304 on If-None-Match)
 """
@@ -45,7 +45,7 @@ async def info(ctx: CtxDep) -> ServerInfo:
 
 @router.get("/datasets")
 def list_datasets(ctx: CtxDep) -> list[DatasetPublic]:
-    return [ctx.catalog.public(n) for n in ctx.catalog.names()]
+    return [ctx.catalog.public(n) for n in ctx.catalog.hosted()]
 
 
 @router.get("/datasets/{name}")

@@ -141,7 +141,8 @@ async def home(request: Request, pages: PagesDep, creds: BearerDep) -> Response:
         return ("home", *visibility(pages, pages.ctx.catalog.names(), organizer=organizer))
 
     def build(db: Session, organizer: bool) -> str:
-        return render.render_home(datasets=pages.home(db=db, organizer=organizer), links=LINKS)
+        return render.render_home(datasets=pages.home(db=db, organizer=organizer), links=LINKS,
+                                  not_hosted=pages.not_hosted(db=db))  # fmt: skip
 
     return await serve_body(request, pages, creds, key=key, build=build, media_type=_HTML)
 

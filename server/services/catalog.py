@@ -5,7 +5,9 @@
     catalog.sync(db)                                        # upsert the Dataset table
     path, etag = catalog.pool_uids_file("demo", storage)    # the pool UIDs as .npy
 
-Unprepared datasets are listed (``prepared: false``) but accept no uploads.
+A server *hosts* the datasets prepared under its data root (``catalog.hosted()``): only those
+are listed by ``/api/datasets`` and shown as boards on the home page; configured but
+unprepared ones accept no uploads and appear at most as "not hosted here".
 """
 
 from __future__ import annotations
@@ -51,7 +53,12 @@ class Catalog:
         )
 
     def names(self) -> list[str]:
+        """Every configured dataset, hosted here or not."""
         return list(self.specs.datasets)
+
+    def hosted(self) -> list[str]:
+        """The configured datasets prepared here (with a pool), in config order."""
+        return [n for n in self.names() if self.pool_size(n) is not None]
 
     def spec(self, name: str) -> DatasetSpec:
         return self.specs.dataset(name)

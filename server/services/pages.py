@@ -156,17 +156,24 @@ class PageService:
     def home(
         self, *, db: Session, organizer: bool = False, now: datetime | None = None
     ) -> list[DatasetInfo]:
+        """The datasets hosted here (a pool in the synced Dataset table), in config order."""
         now, sizes = now or utcnow(), self.pool_sizes(db)
         return [
             self.dataset_info(
                 db=db,
                 spec=self.ctx.catalog.spec(n),
-                pool_size=sizes.get(n),
+                pool_size=sizes[n],
                 organizer=organizer,
                 now=now,
             )
             for n in self.ctx.catalog.names()
+            if sizes.get(n) is not None
         ]
+
+    def not_hosted(self, *, db: Session) -> list[str]:
+        """Configured datasets with no prepared pool on this server."""
+        sizes = self.pool_sizes(db)
+        return [n for n in self.ctx.catalog.names() if sizes.get(n) is None]
 
     def boards_for(
         self,

@@ -51,6 +51,7 @@ def write_static_site(
             render.render_home(
                 datasets=pages.home(db=db, organizer=organizer, now=now),
                 links=links,
+                not_hosted=pages.not_hosted(db=db),
                 generated_at=now,
             ),
         )

@@ -4,6 +4,7 @@ platform failures are free) and tokens (hashed, revocable, expiring)."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text, update
 from sqlmodel import Session, select
@@ -167,3 +169,23 @@ def test_dataset_info(client: TestClient) -> None:
         ("test1", False, True), ("test2", True, False),
     ]  # fmt: skip
     assert client.get("/api/datasets/nope").status_code == 404
+
+
+def test_only_hosted_datasets_are_listed(
+    tmp_path: Path, server_configs: Path, data_root: Path, engine: Engine, db_url: str
+) -> None:
+    """A configured dataset without a prepared pool here is no live board and no API entry."""
+    configs = tmp_path / "configs"
+    shutil.copytree(server_configs, configs)
+    raw = yaml.safe_load((configs / "datasets.yaml").read_text())
+    raw["datasets"]["ghost"] = {**raw["datasets"]["tiny"], "path": "ghost"}
+    (configs / "datasets.yaml").write_text(yaml.safe_dump(raw))
+    settings = make_settings(
+        tmp_path, server_configs=configs, data_root=data_root, database_url=db_url
+    )
+    with TestClient(create_app(settings, engine=engine)) as client:
+        assert [d["name"] for d in client.get("/api/datasets").json()] == ["tiny"]
+        assert client.get("/api/datasets/ghost").json()["prepared"] is False
+        home = client.get("/").text
+        assert 'id="ds-tiny"' in home and 'id="ds-ghost"' not in home
+        assert "Configured, not hosted here: ghost." in home
