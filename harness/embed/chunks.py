@@ -66,3 +66,34 @@ def embed_in_chunks(
             n_chunks = math.ceil(len(df) / chunk_size)
             store.assemble(split, n_chunks, kinds=kinds, uids=ds.uids(split))
     return todo
+
+
+def loader_workers(device: str, requested: int | None) -> int:
+    """Decoding processes: ``requested``, else none on the CPU (the model needs every core)
+    and on CUDA the CPUs this job was given (``SLURM_CPUS_PER_TASK``) less one, up to 8."""
+    import os
+
+    if requested is not None:
+        return requested
+    if not device.startswith("cuda"):
+        return 0
+    cpus = int(os.environ.get("SLURM_CPUS_PER_TASK") or len(os.sched_getaffinity(0)))
+    return max(0, min(8, cpus - 1))
+
+
+def image_batches(
+    ds: Dataset, rows: pd.DataFrame, *, transform: Any, batch_size: int, workers: int,
+    draft: int | None, device: str,
+) -> Iterator[Any]:  # fmt: skip
+    """The rows' images, decoded (in ``workers`` processes) and transformed, in batches."""
+    from torch.utils.data import DataLoader
+
+    from harness.recipes.images import ImageFiles
+
+    paths = [ds.image_root / str(f) for f in rows["filename"]]
+    data = ImageFiles(paths=paths, targets=np.zeros(len(paths)), transform=transform,
+                      draft=draft)  # fmt: skip
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        pin_memory=device.startswith("cuda"))  # fmt: skip
+    for images, _ in loader:
+        yield images.to(device, non_blocking=True)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.datasets.dataset import Dataset, sha256_file
 from harness.embed.base import EmbeddingStore, register
-from harness.embed.chunks import batches, embed_in_chunks
+from harness.embed.chunks import batches, embed_in_chunks, image_batches, loader_workers
 from harness.registry import unknown
 from harness.settings import HarnessSettings
 from submissions.errors import DataNotFound
@@ -42,9 +42,11 @@ class OpenClipParams(BaseModel):
     random_init: bool = Field(False, description="no weights: smoke tests only")
     seed: int = Field(0, description="torch seed of random_init weights")
     model_overrides: dict[str, Any] = Field(default_factory=dict)
+    draft: bool = Field(True, description="decode JPEGs at the smallest DCT scale >= input")
     batch_size: int = Field(128, gt=0)
     chunk_size: int = Field(8192, gt=0, description="rows written per resumable chunk")
     device: str | None = Field(None, description="default: cuda if available, else cpu")
+    num_workers: int | None = Field(None, ge=0, description="decoding processes (default: auto)")
 
 
 def looks_like_path(value: str) -> bool:
@@ -102,23 +104,24 @@ def load_model(
 
 def encode_rows(
     ds: Dataset, rows: Any, *, model: Any, preprocess: Any, tokenizer: Any, device: str,
-    batch_size: int,
+    params: OpenClipParams,
 ) -> dict[str, npt.NDArray[np.float32]]:  # fmt: skip
     """Image, caption and label-free caption features of a block of split rows."""
     import torch
-    from PIL import Image
 
     out: dict[str, list[npt.NDArray[np.float32]]] = {"image": [], "text": [], "text_nolabel": []}
     amp = torch.autocast("cuda") if device.startswith("cuda") else _null()
-    for part in batches(len(rows), batch_size):
+    size = model.visual.image_size
+    images = image_batches(
+        ds, rows, transform=preprocess, batch_size=params.batch_size, device=device,
+        workers=loader_workers(device, params.num_workers),
+        draft=(size if isinstance(size, int) else min(size)) if params.draft else None,
+    )  # fmt: skip
+    for part, pixels in zip(batches(len(rows), params.batch_size), images, strict=True):
         block = rows.iloc[part]
-        images = []
-        for name in block["filename"]:
-            with Image.open(ds.image_root / name) as img:
-                images.append(preprocess(img.convert("RGB")))
         with torch.no_grad(), amp:
             feats = {
-                "image": model.encode_image(torch.stack(images).to(device)),
+                "image": model.encode_image(pixels),
                 "text": model.encode_text(tokenizer(list(block["caption"])).to(device)),
                 "text_nolabel": model.encode_text(
                     tokenizer(list(block["caption_nolabel"])).to(device)
@@ -187,7 +190,7 @@ def embed_open_clip(
 
     def encode(rows: Any) -> dict[str, npt.NDArray[np.float32]]:
         return encode_rows(ds, rows, model=model, preprocess=preprocess, tokenizer=tokenizer,
-                           device=device, batch_size=params.batch_size)  # fmt: skip
+                           device=device, params=params)  # fmt: skip
 
     done = embed_in_chunks(ds, store, encode=encode, kinds=("image", "text", "text_nolabel"),
                            chunk_size=params.chunk_size)  # fmt: skip

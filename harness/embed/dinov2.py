@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.datasets.dataset import Dataset, sha256_file
 from harness.embed.base import EmbeddingStore, register
-from harness.embed.chunks import batches, embed_in_chunks
+from harness.embed.chunks import embed_in_chunks, image_batches, loader_workers
 from harness.settings import HarnessSettings
 from submissions.errors import ConfigError, DataNotFound
 
@@ -42,9 +42,11 @@ class Dinov2Params(BaseModel):
     random_init: bool = Field(False, description="no weights: smoke tests only")
     seed: int = 0
     model_overrides: dict[str, Any] = Field(default_factory=dict)
+    draft: bool = Field(True, description="decode JPEGs at the smallest DCT scale >= input")
     batch_size: int = Field(64, gt=0)
     chunk_size: int = Field(8192, gt=0)
     device: str | None = None
+    num_workers: int | None = Field(None, ge=0, description="decoding processes (default: auto)")
 
 
 def checkpoint_path(params: Dinov2Params, settings: HarnessSettings) -> Path | None:
@@ -67,8 +69,8 @@ def weights_of(params: Dinov2Params, settings: HarnessSettings) -> str | None:
     return None if path is None else sha256_file(path)
 
 
-def load_model(params: Dinov2Params, path: Path | None, device: str) -> tuple[Any, Any]:
-    """(model in eval mode on ``device``, eval transform)."""
+def load_model(params: Dinov2Params, path: Path | None, device: str) -> tuple[Any, Any, int]:
+    """(model in eval mode on ``device``, eval transform, input side)."""
     import timm
     import torch
 
@@ -91,23 +93,23 @@ def load_model(params: Dinov2Params, path: Path | None, device: str) -> tuple[An
     cfg = timm.data.resolve_model_data_config(model)
     if params.image_size:  # the checkpoint's config still names its own size (518 px)
         cfg["input_size"] = (3, params.image_size, params.image_size)
-    return model, timm.data.create_transform(**cfg, is_training=False)
+    return model, timm.data.create_transform(**cfg, is_training=False), cfg["input_size"][-1]
 
 
 def encode_images(
-    ds: Dataset, rows: Any, *, model: Any, transform: Any, device: str, batch_size: int
-) -> dict[str, npt.NDArray[np.float32]]:
+    ds: Dataset, rows: Any, *, model: Any, transform: Any, size: int, device: str,
+    params: Dinov2Params,
+) -> dict[str, npt.NDArray[np.float32]]:  # fmt: skip
     import torch
-    from PIL import Image
 
     out = []
-    for part in batches(len(rows), batch_size):
-        images = []
-        for name in rows["filename"].iloc[part]:
-            with Image.open(ds.image_root / str(name)) as img:
-                images.append(transform(img.convert("RGB")))
+    images = image_batches(
+        ds, rows, transform=transform, batch_size=params.batch_size, device=device,
+        workers=loader_workers(device, params.num_workers), draft=size if params.draft else None,
+    )  # fmt: skip
+    for pixels in images:
         with torch.no_grad():
-            out.append(model(torch.stack(images).to(device)).float().cpu().numpy())
+            out.append(model(pixels).float().cpu().numpy())
     return {"image": np.concatenate(out).astype(np.float32)}
 
 
@@ -129,11 +131,11 @@ def embed_dinov2(
               "timm": timm.__version__, "torch": torch.__version__, "device": device}  # fmt: skip
     if all(store.done(s) for s in ds.spec.split_names()):
         return record
-    model, transform = load_model(params, path, device)
+    model, transform, size = load_model(params, path, device)
 
     def encode(rows: Any) -> dict[str, npt.NDArray[np.float32]]:
-        return encode_images(ds, rows, model=model, transform=transform, device=device,
-                             batch_size=params.batch_size)  # fmt: skip
+        return encode_images(ds, rows, model=model, transform=transform, size=size,
+                             device=device, params=params)  # fmt: skip
 
     done = embed_in_chunks(ds, store, encode=encode, kinds=("image",), chunk_size=params.chunk_size)
     log.info("dinov2 %s embedded %s", params.arch, ", ".join(done))
