@@ -81,6 +81,19 @@ def _write_embeddings(out: Path, split: str, df: pd.DataFrame, x: np.ndarray, *,
     np.save(out / f"{split}_embeddings.npy", np.array(records, dtype=object), allow_pickle=True)
 
 
+def research_entry(
+    csv_root: Path, img_root: Path, task_type: str, files: dict[str, str]
+) -> dict[str, object]:
+    """A dataset's entry in the research datasets.yaml (their paths end in '/')."""
+    return {
+        "csv_root_path": f"{csv_root}/",
+        "img_root_path": f"{img_root}/",
+        "task_list": ["test1", "test2", "test3", "test4"],
+        "training_task": task_type,
+        "FILEPATHS": files,
+    }
+
+
 def _iwildcam(root: Path, rng: np.random.Generator) -> tuple[Path, Path, dict[str, object]]:
     csv_root, img_root = root / "iWildCam/new_splits", root / "iWildCam/iwildcam_v2.0/train"
     emb = root / "iWildCam/embeddings"
@@ -104,14 +117,7 @@ def _iwildcam(root: Path, rng: np.random.Generator) -> tuple[Path, Path, dict[st
         _images(img_root, df["filename"].tolist(), rng)
         x = _features(rng, np.stack([centers[c] for c in ids]))
         _write_embeddings(emb, split, df, x, npy=True)
-    entry = {
-        "csv_root_path": f"{csv_root}/",
-        "img_root_path": f"{img_root}/",
-        "task_list": ["test1", "test2", "test3", "test4"],
-        "training_task": "classification",
-        "FILEPATHS": IWILDCAM_FILES,
-    }
-    return emb, img_root, entry
+    return emb, img_root, research_entry(csv_root, img_root, "classification", IWILDCAM_FILES)
 
 
 def _self_driving(root: Path, rng: np.random.Generator) -> tuple[Path, dict[str, object]]:
@@ -134,14 +140,7 @@ def _self_driving(root: Path, rng: np.random.Generator) -> tuple[Path, dict[str,
         _images(img_root, df["filepath"].tolist(), rng)
         _write_embeddings(emb, split, df.assign(label=steering),
                           _features(rng, steering[:, None] * direction), npy=False)  # fmt: skip
-    entry = {
-        "csv_root_path": f"{csv_root}/",
-        "img_root_path": f"{img_root}/",
-        "task_list": ["test1", "test2", "test3", "test4"],
-        "training_task": "regression",
-        "FILEPATHS": SDC_FILES,
-    }
-    return emb, entry
+    return emb, research_entry(csv_root, img_root, "regression", SDC_FILES)
 
 
 def build_research_disk(root: Path) -> ResearchDisk:

@@ -18,7 +18,7 @@ from harness.cli.main import main
 from harness.datasets import Dataset
 from harness.settings import HarnessSettings
 from harness.specs import load_benchmark
-from tests.harness.conftest import CLASS_IDS, UNMAPPED, ResearchDisk
+from tests.harness.conftest import CLASS_IDS, UNMAPPED, ResearchDisk, research_entry
 
 
 def open_ds(name: str, data_root: Path, embeddings: str | None = None) -> Dataset:
@@ -222,8 +222,7 @@ def write_fish(disk: ResearchDisk) -> None:
                 label.write_text(f"0 0.5 0.5 0.2 0.2\n{i % 2} 0.3 0.3 0.4 0.5\n")
         uids = [f"{key}_{i}" for i in range(4)]
         pd.DataFrame({"uid": uids, "image_path": names}).to_csv(csvs / file, index=False)
-    add_entry(disk, "FishDetection", {"csv_root_path": str(csvs), "img_root_path": str(root),
-              "training_task": "detection", "FILEPATHS": files})  # fmt: skip
+    add_entry(disk, "FishDetection", research_entry(csvs, root, "detection", files))
 
 
 def test_fish_detection_boxes_from_yolo_files(
@@ -261,8 +260,7 @@ def test_reid_identities_and_roles(
         for r in rows:
             (root / r["file_path"]).parent.mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (8, 8)).save(root / r["file_path"])
-    add_entry(research_disk, "ReID", {"csv_root_path": str(csvs), "img_root_path": str(root),
-              "training_task": "reid", "FILEPATHS": files})  # fmt: skip
+    add_entry(research_disk, "ReID", research_entry(csvs, root, "reid", files))
     assert prepare(research_disk, "ReID") == 0
     ds = open_ds("ReID", data_root)
     pool, test = ds.split("train"), ds.split("test1")
