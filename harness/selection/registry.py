@@ -39,6 +39,8 @@ METHOD_MODULES = (
     "harness.selection.tsds",
     "harness.selection.gradmatch",
     "harness.selection.labels",
+    "harness.selection.zcore",
+    "harness.selection.prism",
 )
 
 # Arguments every selector takes that are not method parameters.

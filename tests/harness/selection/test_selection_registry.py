@@ -25,7 +25,7 @@ from harness.selection.tsds import sample_without_replacement, transport_mass
 from harness.settings import default_configs_dir
 from submissions.errors import ConfigError, UnknownName
 
-TWELVE = {
+FOURTEEN = {
     "no_filter",
     "random_filter",
     "clip_score",
@@ -38,6 +38,8 @@ TWELVE = {
     "gradmatch",
     "match_label",
     "match_dist",
+    "zcore",
+    "prism",
 }
 
 
@@ -49,11 +51,11 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 # --- registry and config ---------------------------------------------------------------------
 
 
-def test_all_twelve_methods_are_registered_and_configured() -> None:
-    assert set(method_names()) == TWELVE
+def test_all_fourteen_methods_are_registered_and_configured() -> None:
+    assert set(method_names()) == FOURTEEN
     config = load_baselines(default_configs_dir())
-    assert set(config.names()) == TWELVE
-    for name in TWELVE:
+    assert set(config.names()) == FOURTEEN
+    for name in FOURTEEN:
         config.method(name).resolved_params()  # every shipped param set validates
 
 
