@@ -96,7 +96,8 @@ def zcore_scores(
         xt_np.min(axis=1), np.median(xt_np, axis=1), xt_np.max(axis=1),
         n_sample=n_sample, sample_dim=min(sample_dim, xt_np.shape[0]), rng=rng,
     )  # fmt: skip
-    scores = rng.uniform(0, 1, xt_np.shape[1]) if rand_init else np.zeros(xt_np.shape[1])
+    n = xt_np.shape[1]
+    scores: npt.NDArray[np.float64] = rng.uniform(0, 1, n) if rand_init else np.zeros(n)
     xt = torch.from_numpy(xt_np)
     for lo in range(0, n_sample, BATCH):
         hi = min(lo + BATCH, n_sample)
