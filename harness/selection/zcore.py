@@ -97,7 +97,7 @@ def zcore_scores(
         n_sample=n_sample, sample_dim=min(sample_dim, xt_np.shape[0]), rng=rng,
     )  # fmt: skip
     n = xt_np.shape[1]
-    scores: npt.NDArray[np.float64] = rng.uniform(0, 1, n) if rand_init else np.zeros(n)
+    scores = np.asarray(rng.uniform(0, 1, n) if rand_init else np.zeros(n), dtype=np.float64)
     xt = torch.from_numpy(xt_np)
     for lo in range(0, n_sample, BATCH):
         hi = min(lo + BATCH, n_sample)
