@@ -75,8 +75,10 @@ def build_manifest(
     wall_time_s: float,
     executor: str = "inline",
     job_id: str | None = None,
+    embedding: tuple[str, str] | None = None,
 ) -> Manifest:
-    embedding = ds.set_record()
+    """``embedding`` is (set, fingerprint) the score depends on; default: the set ``ds`` read."""
+    embedding = embedding or ds.set_record()
     return Manifest(
         code_version=code_version(),
         recipe=recipe.name,

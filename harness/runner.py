@@ -9,9 +9,11 @@
 
 Per seed the recipe trains once on exactly ``pool_rows`` and the model is scored on the
 whole test split of every evaluated task (``test_size`` is the split size: nothing is ever
-dropped). Results are per seed plus mean and sample std over seeds. No per-dataset code and
-no dispatch on recipe names: the recipe's ``kind`` selects a registered trainer and the
-dataset's task type a registered scorer.
+dropped), and on the task's query split (public: what variants are chosen by, never the
+test). Results are per seed plus mean and sample std over seeds. With a results store
+(``store=``, harness.store), a seed whose scores are all stored is read, not retrained, and
+new scores are stored. No per-dataset code and no dispatch on recipe names: the recipe's
+``kind`` selects a registered trainer and the dataset's task type a registered scorer.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from harness.recipes.registry import RecipeKind, check_recipe_params, get_kind
 from harness.recipes.scoring import get_scorer
 from harness.settings import HarnessSettings
 from harness.specs import RecipeSpec, TaskSpec
+from harness.store import NO_EMBEDDING, ResultsStore, ScoreKeys, StoredScore
 from submissions.errors import ConfigError, ValidationFailed
 from submissions.schemas import EvalResult, Problem, SeedResult, TaskResult
 
@@ -40,6 +43,10 @@ if TYPE_CHECKING:
     from harness.datasets import Dataset
 
 log = logging.getLogger(__name__)
+
+# Task types whose query splits are scored like their test splits (a reid query split has
+# no query/gallery roles).
+QUERY_SCORED = ("classification", "regression", "detection")
 
 
 class EvalJob(BaseModel):
@@ -57,6 +64,8 @@ class EvalJob(BaseModel):
     weights_dir: Path | None = None  # None: HarnessSettings().weights_dir
     seeds: tuple[int, ...] | None = None  # None: the recipe's seeds
     embeddings: str | None = None  # embedding set; None: the dataset's default set
+    recipe_spec: RecipeSpec | None = None  # a named variant not in recipes.yaml (sweeps)
+    store_dir: Path | None = None  # the results store (harness.store); None: no store
     submission_id: int | None = None
 
 
@@ -68,7 +77,7 @@ def run_eval_job(job: EvalJob) -> EvalResult:
 
     specs = load_benchmark(job.configs_dir)
     spec = specs.dataset(job.dataset)
-    recipe = specs.recipe(job.recipe or spec.default_recipe)
+    recipe = job.recipe_spec or specs.recipe(job.recipe or spec.default_recipe)
     check_recipe_params(recipe)  # a bad recipe fails before any data is read
     # The embedding set is checked when a recipe first reads it (finetunes never do).
     ds = open_dataset(spec, data_root=job.data_root, embeddings=job.embeddings)
@@ -82,6 +91,7 @@ def run_eval_job(job: EvalJob) -> EvalResult:
         task=job.task,
         seeds=job.seeds,
         weights_dir=job.weights_dir,
+        store=ResultsStore(job.store_dir) if job.store_dir else None,
     )
     executor, job_id = _job_identity()
     manifest = result.manifest.model_copy(update={"executor": executor, "job_id": job_id})
@@ -98,6 +108,7 @@ def evaluate_subset(
     task: str | None,
     seeds: Sequence[int] | None = None,
     weights_dir: Path | None = None,
+    store: ResultsStore | None = None,
 ) -> EvalResult:
     """Train ``recipe`` per seed on exactly ``pool_rows`` and score every task (or ``task``)."""
     start = time.perf_counter()
@@ -120,7 +131,11 @@ def evaluate_subset(
         device=_select_device(),
         weights_dir=weights_dir or HarnessSettings().weights_dir,
     )
-    per_seed = _train_and_score(ctx, kind, tasks, run_seeds)
+    keys = ScoreKeys.of(ds, recipe, subset_sha256)
+    use_store = store is not None and kind.name != "oracle"  # an oracle ignores the subset
+    per_seed, reused = _train_and_score(
+        ctx, kind, tasks, run_seeds, store=store if use_store else None, keys=keys
+    )
     manifest = build_manifest(
         ds=ds,
         recipe=recipe,
@@ -129,7 +144,8 @@ def evaluate_subset(
         libraries=kind.libraries,
         device=_describe_device(ctx.device),
         wall_time_s=time.perf_counter() - start,
-    )
+        embedding=_embedding(ds, keys),
+    ).model_copy(update={"reused_seeds": reused})
     return EvalResult(
         dataset=ds.spec.name,
         fraction=fraction,
@@ -174,25 +190,121 @@ def _check_task_type(ds: Dataset, recipe: RecipeSpec, kind: RecipeKind) -> None:
 
 
 def _train_and_score(
-    ctx: TrainContext, kind: RecipeKind, tasks: Sequence[TaskSpec], seeds: Sequence[int]
-) -> dict[str, list[SeedResult]]:
-    scorer = get_scorer(ctx.ds.spec.task_type)
+    ctx: TrainContext,
+    kind: RecipeKind,
+    tasks: Sequence[TaskSpec],
+    seeds: Sequence[int],
+    *,
+    store: ResultsStore | None,
+    keys: ScoreKeys | None,
+) -> tuple[dict[str, list[SeedResult]], list[int]]:
+    """Per task, one SeedResult per seed; and the seeds read from the store."""
     out: dict[str, list[SeedResult]] = {t.name: [] for t in tasks}
+    reused = []
     for seed in seeds:
-        t0 = time.perf_counter()
-        predictor = kind.train(ctx=ctx, seed=seed)
-        log.info("%s seed %d trained in %.2fs", ctx.recipe.name, seed, time.perf_counter() - t0)
+        stored = _stored(store, keys, tasks, seed)
+        if stored is None:
+            stored = _train_seed(ctx, kind, tasks, seed)
+            if store is not None and keys is not None:
+                _store(store, keys, ctx, tasks, seed, stored)
+        else:
+            reused.append(seed)
         for t in tasks:
-            scores = scorer(ctx=ctx, split=t.test, predictor=predictor)
-            names = ctx.labels.name if ctx.labels is not None else str
-            per_class = {names(c): v for c, v in scores.per_class.items()}
-            out[t.name].append(SeedResult(seed=seed, metrics=scores.metrics, per_class=per_class))
+            out[t.name].append(stored[t.name])
+    return out, reused
+
+
+def _train_seed(
+    ctx: TrainContext, kind: RecipeKind, tasks: Sequence[TaskSpec], seed: int
+) -> dict[str, SeedResult]:
+    scorer = get_scorer(ctx.ds.spec.task_type)
+    t0 = time.perf_counter()
+    predictor = kind.train(ctx=ctx, seed=seed)
+    log.info("%s seed %d trained in %.2fs", ctx.recipe.name, seed, time.perf_counter() - t0)
+    names = ctx.labels.name if ctx.labels is not None else str
+    out = {}
+    for t in tasks:
+        scores = scorer(ctx=ctx, split=t.test, predictor=predictor)
+        query = None
+        if ctx.ds.spec.task_type in QUERY_SCORED:
+            query = scorer(ctx=ctx, split=t.query, predictor=predictor).metrics
+        per_class = {names(c): v for c, v in scores.per_class.items()}
+        out[t.name] = SeedResult(
+            seed=seed, metrics=scores.metrics, per_class=per_class, query_metrics=query
+        )
     return out
+
+
+def _stored(
+    store: ResultsStore | None, keys: ScoreKeys | None, tasks: Sequence[TaskSpec], seed: int
+) -> dict[str, SeedResult] | None:
+    """Every task's stored result of ``seed``, or None when any is missing."""
+    if store is None or keys is None:
+        return None
+    found = {t.name: store.get(keys.key(t.name, seed)) for t in tasks}
+    if any(s is None for s in found.values()):
+        return None
+    return {
+        name: SeedResult(
+            seed=seed, metrics=s.metrics, per_class=s.per_class, query_metrics=s.query_metrics
+        )
+        for name, s in found.items()
+        if s is not None
+    }
+
+
+def _store(
+    store: ResultsStore,
+    keys: ScoreKeys,
+    ctx: TrainContext,
+    tasks: Sequence[TaskSpec],
+    seed: int,
+    results: dict[str, SeedResult],
+) -> None:
+    manifest = build_manifest(
+        ds=ctx.ds,
+        recipe=ctx.recipe,
+        subset_sha256=keys.subset,
+        seeds=[seed],
+        libraries=get_kind(ctx.recipe.kind).libraries,
+        device=_describe_device(ctx.device),
+        wall_time_s=0.0,
+        embedding=_embedding(ctx.ds, keys),
+    )
+    for t in tasks:
+        r = results[t.name]
+        score = StoredScore(
+            key=keys.key(t.name, seed),
+            dataset=ctx.ds.spec.name,
+            recipe=ctx.recipe.name,
+            test_size=ctx.ds.split_size(t.test),
+            metrics=r.metrics,
+            per_class=r.per_class,
+            query_size=ctx.ds.split_size(t.query) if r.query_metrics else None,
+            query_metrics=r.query_metrics,
+            manifest=manifest,
+        )
+        store.put(score)
+
+
+def _embedding(ds: Dataset, keys: ScoreKeys) -> tuple[str, str] | None:
+    """The set a score depends on, also when every seed was read from the store."""
+    return (ds.set_name, keys.embedding) if keys.embedding != NO_EMBEDDING else None
 
 
 def _task_result(ds: Dataset, t: TaskSpec, seeds: list[SeedResult]) -> TaskResult:
     mean, std = mean_std([s.metrics for s in seeds])
-    return TaskResult(task=t.name, test_size=ds.split_size(t.test), seeds=seeds, mean=mean, std=std)
+    queried = [s.query_metrics for s in seeds if s.query_metrics is not None]
+    query_mean = mean_std(queried)[0] if len(queried) == len(seeds) and queried else None
+    return TaskResult(
+        task=t.name,
+        test_size=ds.split_size(t.test),
+        seeds=seeds,
+        mean=mean,
+        std=std,
+        query_size=ds.split_size(t.query) if query_mean else None,
+        query_mean=query_mean,
+    )
 
 
 def _classes_seen(ctx: TrainContext) -> int | None:

@@ -48,6 +48,8 @@ class SeedResult(Schema):
     seed: int
     metrics: dict[str, float]
     per_class: dict[str, float] = Field(default_factory=dict)
+    # The same metrics on the task's public query split: what variants are chosen by.
+    query_metrics: dict[str, float] | None = None
 
 
 class TaskResult(Schema):
@@ -58,6 +60,8 @@ class TaskResult(Schema):
     seeds: list[SeedResult]
     mean: dict[str, float]
     std: dict[str, float]
+    query_size: int | None = None
+    query_mean: dict[str, float] | None = None
 
 
 class Manifest(Schema):
@@ -80,6 +84,8 @@ class Manifest(Schema):
     executor: str = "inline"
     job_id: str | None = None
     wall_time_s: float
+    # Seeds whose scores were read from the results store (harness.store), not retrained.
+    reused_seeds: list[int] = Field(default_factory=list)
 
 
 class EvalResult(Schema):

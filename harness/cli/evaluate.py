@@ -37,8 +37,15 @@ def evaluate_command(
     embeddings: str | None = typer.Option(
         None, "--embeddings", help="embedding set (default: the dataset's)"
     ),
+    no_store: bool = typer.Option(
+        False, "--no-store", help="train every seed, reading nothing from the results store"
+    ),
 ) -> None:
-    """Validate FILE, train the recipe on exactly its subset, and score the test split(s)."""
+    """Validate FILE, train the recipe on exactly its subset, and score the test split(s).
+
+    Scores are kept in the results store under TDC_RUNS_DIR: a seed already scored there (by
+    an earlier evaluate, a sweep or the server's worker) is read, not retrained.
+    """
     from harness.runner import EvalJob, run_eval_job
 
     settings = common.settings()
@@ -53,6 +60,7 @@ def evaluate_command(
         weights_dir=settings.weights_dir,
         seeds=parse_seeds(seeds),
         embeddings=embeddings,
+        store_dir=None if no_store else settings.runs_dir,
     )
     result = run_eval_job(job)
     if out is not None:
@@ -95,5 +103,7 @@ def render(result: EvalResult, *, out: Path | None) -> None:
     console.print(table)
     used = f", embeddings {m.embedding_set} ({m.embedding_fingerprint})" if m.embedding_set else ""
     console.print(f"device {m.device}, {m.wall_time_s:.2f}s, code {m.code_version}{used}")
+    if m.reused_seeds:
+        console.print(f"seeds {m.reused_seeds} read from the results store (not retrained)")
     if out is not None:
         console.print(f"wrote {out}")

@@ -1,5 +1,6 @@
-"""``tdc-harness report leaderboard``: the web leaderboard as static HTML, from the server.
+"""``tdc-harness report leaderboard | results``: the leaderboard as static HTML; the research table.
 
+    tdc-harness report results --out report/ [--sweep demo] [--select-on test]
     tdc-harness report leaderboard --out site/                          # TDC_SERVER or local
     tdc-harness report leaderboard --out site/ --server https://tdc.example.org
     TDC_ORGANIZER_TOKEN=... tdc-harness report leaderboard --out internal/ --organizer
@@ -21,7 +22,10 @@ import typer
 
 from harness.cli.main import app
 
-report_app = typer.Typer(help="Reports: the leaderboard as a static site.", no_args_is_help=True)
+report_app = typer.Typer(
+    help="Reports: the leaderboard as a static site; the results store as research tables.",
+    no_args_is_help=True,
+)
 app.add_typer(report_app, name="report")
 
 # Building the site may take a while on a big database before the first byte is sent.
@@ -61,3 +65,33 @@ def leaderboard_command(
         archive = client.download_site(Path(tmp) / "site.zip", organizer=organizer)
         files = extract_zip(archive, out)
     typer.echo(f"wrote {len(files)} files to {out} (open {out / 'index.html'})")
+
+
+@report_app.command("results")
+def results_command(
+    out: Path = typer.Option(..., "--out", "-o", help="directory for CSV, Markdown, HTML, figures"),
+    sweep: str | None = typer.Option(None, "--sweep", help="one experiment (default: everything)"),
+    select_on: str = typer.Option(
+        "query", "--select-on", help="query (default) or test: test is for analysis only"
+    ),
+) -> None:
+    """The research table of the results store: methods x tasks x fractions, mean ± std."""
+    from harness.cli import common
+    from harness.sweep.report import (
+        SelectOn,
+        results_frame,
+        selection_note,
+        summarize,
+        write_report,
+    )
+    from submissions.errors import ConfigError
+
+    if select_on not in ("query", "test"):
+        raise ConfigError(f"--select-on is query or test, not {select_on!r}")
+    on: SelectOn = "test" if select_on == "test" else "query"
+    settings = common.settings()
+    frame = results_frame(settings.runs_dir, sweep=sweep)
+    table = summarize(frame, specs=common.specs(settings), select_on=on)
+    written = write_report(table, frame, out=out, select_on=on)
+    typer.echo(f"{len(frame)} scores, {len(table)} cells; {selection_note(on)}")
+    typer.echo(f"wrote {', '.join(p.name for p in written)} to {out}")

@@ -202,6 +202,10 @@ class Dataset:
         return UidIndex.open_or_build(self)
 
     def manifest_hash(self) -> str:
+        return self._manifest_hash
+
+    @cached_property
+    def _manifest_hash(self) -> str:  # read once per handle, as ``manifest`` is
         return hashlib.sha256(self.dir.manifest_path.read_bytes()).hexdigest()[:16]
 
     def set_record(self) -> tuple[str, str] | None:

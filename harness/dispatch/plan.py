@@ -66,7 +66,14 @@ def group_by_key(subs: Iterable[S]) -> dict[str, list[S]]:
     return dict(groups)
 
 
-def work_item(sub: WorkSpec, *, run_dir: Path, data_root: Path, configs_dir: Path) -> WorkItem:
+def work_item(
+    sub: WorkSpec,
+    *,
+    run_dir: Path,
+    data_root: Path,
+    configs_dir: Path,
+    store_dir: Path | None = None,
+) -> WorkItem:
     key = work_key(sub)
     return WorkItem(
         key=key,
@@ -78,6 +85,7 @@ def work_item(sub: WorkSpec, *, run_dir: Path, data_root: Path, configs_dir: Pat
         sha256=sub.sha256,
         data_root=data_root.absolute(),  # jobs may start in another working directory
         configs_dir=configs_dir.absolute(),
+        store_dir=store_dir.absolute() if store_dir else None,
     )
 
 

@@ -45,6 +45,7 @@ class WorkItem(BaseModel):
     sha256: str
     data_root: Path
     configs_dir: Path
+    store_dir: Path | None = None  # the results store shared with sweeps (harness.store)
 
     @property
     def subset_path(self) -> Path:
@@ -128,6 +129,7 @@ def _evaluate(item: WorkItem) -> EvalResult:
         subset_path=item.subset_path,
         data_root=item.data_root,
         configs_dir=item.configs_dir,
+        store_dir=item.store_dir,
     )
     return run_eval_job(job)
 

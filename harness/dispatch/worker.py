@@ -205,8 +205,9 @@ class Worker:
     def _item(self, sub: ClaimedSubmission) -> WorkItem:
         o = self.options
         return plan.work_item(
-            sub, run_dir=o.run_dir, data_root=o.data_root, configs_dir=o.configs_dir
-        )
+            sub, run_dir=o.run_dir, data_root=o.data_root, configs_dir=o.configs_dir,
+            store_dir=o.runs_dir,
+        )  # fmt: skip
 
     def _reuse_or_adopt(self, entry: Entry) -> bool:
         """True when the key needs no new job: its outcome exists or its job still runs."""

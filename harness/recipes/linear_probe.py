@@ -76,6 +76,7 @@ class LinearPredictor:
     params=LinearProbeParams,
     task_types=("classification",),
     libraries=("numpy", "torch"),
+    uses_embeddings=True,
 )
 def train(*, ctx: TrainContext, seed: int) -> LinearPredictor:
     """Fit on the embeddings of exactly ``ctx.rows`` of the pool."""

@@ -54,6 +54,7 @@ class RidgePredictor:
     params=RidgeParams,
     task_types=("regression",),
     libraries=("numpy", "sklearn"),
+    uses_embeddings=True,
 )
 def train(*, ctx: TrainContext, seed: int) -> RidgePredictor:
     """Fit ``Ridge(alpha)`` on exactly ``ctx.rows`` of the pool (the seed changes nothing)."""

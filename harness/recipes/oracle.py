@@ -156,5 +156,6 @@ def train(*, ctx: TrainContext, seed: int) -> PerTaskPredictor:
             rows=np.arange(view.pool_size, dtype=np.int64),
             tasks=(task,),
         )
-        by_split[task.test] = kind.train(ctx=inner, seed=seed)
+        # The query split is the model's own training data: its score there is the fit.
+        by_split[task.test] = by_split[task.query] = kind.train(ctx=inner, seed=seed)
     return PerTaskPredictor(by_split)

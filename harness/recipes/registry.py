@@ -55,6 +55,7 @@ class RecipeKind:
     train: Train
     task_types: tuple[str, ...]
     libraries: tuple[str, ...]  # distributions whose versions go into the manifest
+    uses_embeddings: bool = False  # reads the dataset's embedding set (part of a score's key)
 
 
 KINDS: Registry[RecipeKind] = Registry("recipe kind")
@@ -66,11 +67,13 @@ def register_kind(
     params: type[Params],
     task_types: tuple[str, ...],
     libraries: tuple[str, ...] = ("numpy",),
+    uses_embeddings: bool = False,
 ) -> Callable[[Train], Train]:
     """Register ``fn`` as the training function of recipe kind ``name``."""
 
     def deco(fn: Train) -> Train:
-        KINDS.register(name)(RecipeKind(name, params, fn, task_types, libraries))
+        kind = RecipeKind(name, params, fn, task_types, libraries, uses_embeddings)
+        KINDS.register(name)(kind)
         return fn
 
     return deco

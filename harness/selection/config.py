@@ -5,7 +5,9 @@
     spec.needs_query, spec.description, spec.params
     spec.resolved_params({"temperature": 0.1})   # CLI > YAML > defaults, validated
 
-Every registered selector must have an entry and every entry a selector; ``params`` must be
+``scope`` and ``fractions`` are what a sweep uses when an experiment names neither (the
+research's subset_baselines.yaml). Every registered selector must have an entry and every
+entry a selector; ``params`` must be
 keyword parameters of the selector with values of the right type, so a typo fails before
 anything runs (ConfigError naming the file, the method and the valid parameters).
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -34,6 +36,15 @@ class BaselineSpec(Frozen):
     needs_labels: bool = Field(False, description="reads the query set's labels")
     description: str
     params: dict[str, Any] = Field(default_factory=dict)
+    # Sweep defaults (tdc-harness sweep): "tasks" = one subset per task, "all" = one subset
+    # scored on every task; fractions default to every fraction the dataset allows.
+    scope: Literal["all", "tasks"] | None = None
+    fractions: tuple[float, ...] | None = None
+
+    @property
+    def sweep_scope(self) -> Literal["all", "tasks"]:
+        """The scope a sweep uses: declared, else per task exactly when a query set is read."""
+        return self.scope or ("tasks" if self.needs_query else "all")
 
     def resolved_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Defaults < YAML ``params`` < ``overrides``, validated against the selector."""

@@ -1,0 +1,280 @@
+"""From experiments to jobs: selection jobs and training jobs, each with its key and status.
+
+    sweep = plan_sweep(experiments, settings=settings, specs=specs, baselines=baselines)
+    sweep.selections["3f..."]            # SelectionJob (picklable: what a submitit job gets)
+    sweep.status(training)               # "done" | "failed" | "todo" | "blocked"
+    sweep.counts()                       # per experiment: jobs by kind and status
+
+A selection is (dataset, method, parameter set, fraction, task or none, selection seed) on a
+given preparation and embedding set; a training is (selection, recipe or named variant,
+training seeds). Method scope "all" makes one subset scored on every task, "tasks" one subset
+per task. A recipe variant (``lr``, ``batch_size``, ``epochs`` of a sweep) is a RecipeSpec
+named ``<recipe>@lr=...``: its own name and config hash, so its scores are never taken for
+the official recipe's. A training is done when every (task, seed) score is in the results
+store, whoever computed it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.datasets import Dataset
+from harness.embed.sets import read_manifest
+from harness.recipes.registry import get_kind
+from harness.selection import BaselinesConfig
+from harness.settings import HarnessSettings
+from harness.specs import BenchmarkSpecs, DatasetSpec, RecipeSpec
+from harness.store import NO_EMBEDDING, ResultsStore, ScoreKey, ScoreKeys
+from harness.sweep.config import Experiment, Only, param_grid
+from harness.sweep.records import Records, job_key
+
+Status = Literal["done", "failed", "todo", "blocked"]
+
+
+class Paths(BaseModel):
+    """Where a job finds the benchmark (absolute: jobs may start anywhere)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_root: Path
+    configs_dir: Path
+    runs_dir: Path
+    weights_dir: Path
+
+
+class SelectionJob(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    dataset: str
+    method: str
+    params: dict[str, Any]
+    fraction: float
+    task: str | None
+    seed: int
+    embeddings: str | None
+    paths: Paths
+
+
+class TrainingJob(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    selection: str
+    dataset: str
+    fraction: float
+    task: str | None
+    recipe: RecipeSpec
+    base_recipe: str
+    variant: dict[str, Any]
+    embeddings: str | None
+    paths: Paths
+    wandb_project: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetContext:
+    """What keys of one dataset depend on: its preparation and its embedding set."""
+
+    ds: Dataset
+    embedding: str
+
+    @classmethod
+    def of(cls, spec: DatasetSpec, *, data_root: Path, embeddings: str | None) -> DatasetContext:
+        ds = Dataset.open(spec, data_root=data_root, embeddings=embeddings)
+        set_manifest = None
+        if spec.embeddings is not None or embeddings is not None:
+            set_manifest = read_manifest(ds.dir.embedding_set(ds.set_name))
+        return cls(ds, str((set_manifest or {}).get("fingerprint", NO_EMBEDDING)))
+
+
+def variant_of(recipe: RecipeSpec, values: dict[str, Any]) -> RecipeSpec:
+    """The recipe with ``values`` for the params its kind has (others ignored, as the research
+    ignores a learning rate for the linear probe); the recipe itself when nothing changes."""
+    fields = get_kind(recipe.kind).params.model_fields
+    changed = {k: v for k, v in values.items() if k in fields and recipe.params.get(k) != v}
+    if not changed:
+        return recipe
+    label = ",".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(changed.items())
+    )
+    return recipe.model_copy(
+        update={"name": f"{recipe.name}@{label}", "params": {**recipe.params, **changed}}
+    )
+
+
+@dataclass
+class SweepPlan:
+    """Every job of a set of experiments, deduplicated by key."""
+
+    store: ResultsStore
+    records: Records
+    selections: dict[str, SelectionJob] = field(default_factory=dict)
+    trainings: dict[str, TrainingJob] = field(default_factory=dict)
+    experiments: dict[str, list[str]] = field(default_factory=dict)  # name -> training keys
+    contexts: dict[str, DatasetContext] = field(default_factory=dict)
+    _sha: dict[str, str | None] = field(default_factory=dict, repr=False)
+
+    def selection_status(self, key: str) -> Status:
+        record = self.records.selection(key)
+        if record is None:
+            return "todo"
+        return "done" if record.status == "ok" else "failed"
+
+    def sha_of(self, selection: str) -> str | None:
+        if selection not in self._sha:
+            record = self.records.selection(selection)
+            self._sha[selection] = record.sha256 if record and record.status == "ok" else None
+        return self._sha[selection]
+
+    def score_keys(self, job: TrainingJob, sha: str) -> list[ScoreKey]:
+        ctx = self.contexts[job.dataset]
+        keys = ScoreKeys.of(ctx.ds, job.recipe, sha, fingerprint=ctx.embedding)
+        tasks = [job.task] if job.task else ctx.ds.spec.task_names()
+        return [keys.key(t, s) for t in tasks for s in job.recipe.seeds]
+
+    def status(self, job: TrainingJob) -> Status:
+        sha = self.sha_of(job.selection)
+        if sha is None:
+            return "blocked"
+        if all(self.store.has(k) for k in self.score_keys(job, sha)):
+            return "done"
+        record = self.records.training(job.key)
+        return "failed" if record is not None and record.status == "failed" else "todo"
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per experiment: ``selection <status>`` and ``training <status>`` counts."""
+        out: dict[str, dict[str, int]] = {}
+        for name, keys in self.experiments.items():
+            c: dict[str, int] = defaultdict(int)
+            for sel in {self.trainings[k].selection for k in keys}:
+                c[f"selection {self.selection_status(sel)}"] += 1
+            for k in keys:
+                c[f"training {self.status(self.trainings[k])}"] += 1
+            out[name] = dict(c)
+        return out
+
+
+def plan_sweep(
+    experiments: Iterable[Experiment],
+    *,
+    settings: HarnessSettings,
+    specs: BenchmarkSpecs,
+    baselines: BaselinesConfig,
+    only: Only | None = None,
+    embeddings: str | None = None,
+    wandb_project: str | None = None,
+) -> SweepPlan:
+    """Expand experiments into jobs (nothing runs; nothing is read but manifests and records)."""
+    paths = Paths(
+        data_root=Path(settings.data_root).absolute(),
+        configs_dir=Path(settings.configs_dir).absolute(),
+        runs_dir=Path(settings.runs_dir).absolute(),
+        weights_dir=Path(settings.weights_dir).absolute(),
+    )
+    sweep = SweepPlan(store=ResultsStore(paths.runs_dir), records=Records(paths.runs_dir))
+    for exp in experiments:
+        keys: list[str] = []
+        for dataset in exp.datasets:
+            emb = embeddings or exp.embeddings
+            ctx = sweep.contexts.setdefault(
+                dataset,
+                DatasetContext.of(
+                    specs.dataset(dataset), data_root=paths.data_root, embeddings=emb
+                ),
+            )
+            for sel in _selections(exp, ctx, baselines, paths, emb, only or Only()):
+                sweep.selections.setdefault(sel.key, sel)
+                for job in _trainings(exp, sel, specs, paths, emb, wandb_project, only or Only()):
+                    sweep.trainings.setdefault(job.key, job)
+                    keys.append(job.key)
+        sweep.experiments[exp.name] = keys
+    return sweep
+
+
+def _selections(
+    exp: Experiment,
+    ctx: DatasetContext,
+    baselines: BaselinesConfig,
+    paths: Paths,
+    embeddings: str | None,
+    only: Only,
+) -> Iterable[SelectionJob]:
+    spec = ctx.ds.spec
+    for method, grid in exp.methods.items():
+        bl = baselines.method(method)
+        fractions = exp.fractions or bl.fractions or spec.fractions
+        tasks = [None] if bl.sweep_scope == "all" else list(exp.tasks or spec.task_names())
+        for params in param_grid(grid):
+            resolved = bl.resolved_params(params)
+            for fraction, task, seed in (
+                (f, t, s) for f in fractions for t in tasks for s in exp.seeds
+            ):
+                if not only.keeps(
+                    experiment=exp.name,
+                    dataset=spec.name,
+                    method=method,
+                    fraction=fraction,
+                    task=task or "all",
+                ):
+                    continue
+                key = job_key(
+                    {
+                        "manifest": ctx.ds.manifest_hash(),
+                        "embedding": ctx.embedding,
+                        "method": method,
+                        "params": resolved,
+                        "fraction": fraction,
+                        "task": task,
+                        "seed": seed,
+                    }
+                )
+                yield SelectionJob(
+                    key=key,
+                    dataset=spec.name,
+                    method=method,
+                    params=resolved,
+                    fraction=fraction,
+                    task=task,
+                    seed=seed,
+                    embeddings=embeddings,
+                    paths=paths,
+                )
+
+
+def _trainings(
+    exp: Experiment,
+    sel: SelectionJob,
+    specs: BenchmarkSpecs,
+    paths: Paths,
+    embeddings: str | None,
+    wandb_project: str | None,
+    only: Only,
+) -> Iterable[TrainingJob]:
+    for name in exp.recipes:
+        base = specs.recipe(name)
+        if not only.keeps(recipe=name):
+            continue
+        for values in exp.variants():
+            recipe = variant_of(base, values)
+            changed = {k: v for k, v in recipe.params.items() if base.params.get(k) != v}
+            key = job_key({"selection": sel.key, "recipe": recipe.config_hash()})
+            yield TrainingJob(
+                key=key,
+                selection=sel.key,
+                dataset=sel.dataset,
+                fraction=sel.fraction,
+                task=sel.task,
+                recipe=recipe,
+                base_recipe=name,
+                variant=changed,
+                embeddings=embeddings,
+                paths=paths,
+                wandb_project=wandb_project,
+            )
