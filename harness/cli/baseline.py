@@ -47,6 +47,10 @@ def baseline(
     embeddings: Annotated[
         str | None, typer.Option("--embeddings", help="embedding set (default: the dataset's)")
     ] = None,
+    params_file: Annotated[
+        Path | None,
+        typer.Option("--params-file", help="parameters from a YAML (`params:`), e.g. from tune"),
+    ] = None,
 ) -> None:
     """Run a selection baseline and write its subset file (or list the baselines)."""
     from harness.cli.common import settings as get_settings
@@ -59,7 +63,7 @@ def baseline(
         return
     if name is None or dataset is None or fraction is None:
         raise ConfigError("baseline: give NAME, --dataset and --fraction (or --list)")
-    overrides = parse_params(param or [])
+    overrides = {**read_params_file(params_file), **parse_params(param or [])}
     config.method(name).resolved_params(overrides)  # fail on a typo before loading data
     out_path = output or default_output(
         settings.runs_dir, name=name, dataset=dataset, fraction=fraction, task=task, seed=seed
@@ -121,6 +125,18 @@ def parse_params(items: list[str]) -> dict[str, Any]:
             raise ConfigError(f"--param expects KEY=VALUE, got {item!r}")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+def read_params_file(path: Path | None) -> dict[str, Any]:
+    """The ``params:`` mapping of a YAML such as ``tdc-harness tune`` writes ({} without one)."""
+    if path is None:
+        return {}
+    from harness.specs import read_yaml
+
+    doc = read_yaml(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get("params"), dict):
+        raise ConfigError(f"{path}: expected a `params:` mapping (as `tdc-harness tune` writes)")
+    return dict(doc["params"])
 
 
 def default_output(

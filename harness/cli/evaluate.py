@@ -40,6 +40,7 @@ def evaluate_command(
     no_store: bool = typer.Option(
         False, "--no-store", help="train every seed, reading nothing from the results store"
     ),
+    wandb: str | None = typer.Option(None, "--wandb", help="log the result to this project"),
 ) -> None:
     """Validate FILE, train the recipe on exactly its subset, and score the test split(s).
 
@@ -49,6 +50,10 @@ def evaluate_command(
     from harness.runner import EvalJob, run_eval_job
 
     settings = common.settings()
+    if wandb:
+        from harness.tracking import require_wandb
+
+        require_wandb()
     job = EvalJob(
         dataset=dataset,
         fraction=fraction,
@@ -67,6 +72,24 @@ def evaluate_command(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(result.model_dump_json(indent=2) + "\n")
     render(result, out=out)
+    if wandb:
+        from harness.tracking import track_result
+
+        config = {
+            "dataset": dataset,
+            "fraction": fraction,
+            "task": task,
+            "file": str(file),
+            "recipe": result.recipe,
+            "subset_sha256": result.manifest.subset_sha256,
+        }
+        track_result(
+            project=wandb,
+            name=f"{file.stem}/{result.recipe}",
+            config=config,
+            result=result,
+            run_dir=Path(settings.runs_dir) / "wandb",
+        )
 
 
 def parse_seeds(text: str | None) -> tuple[int, ...] | None:

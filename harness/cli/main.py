@@ -57,6 +57,7 @@ COMMAND_MODULES = (
     "harness.cli.report",
     "harness.cli.oracle",
     "harness.cli.sweep",
+    "harness.cli.tune",
 )
 
 

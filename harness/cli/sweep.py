@@ -50,9 +50,13 @@ def sweep_command(
     if filter_only and train_only:
         raise ConfigError("--filter-only and --train-only exclude each other")
     if wandb:
-        _check_wandb()
+        from harness.tracking import require_wandb
+
+        require_wandb()
     sweep = _plan(Path(first), only=only, embeddings=embeddings, wandb=wandb)
     print_status(sweep, failures=False)
+    if sweep.unprepared():
+        typer.echo(f"not prepared here (every job to do): {', '.join(sweep.unprepared())}")
     if dry_run:
         return
     _run(sweep, executor, filter_only=filter_only, train_only=train_only, max_jobs=max_jobs)
@@ -103,15 +107,6 @@ def _run(
     print_status(sweep, failures=True)
     if summary.failed:
         raise typer.Exit(1)
-
-
-def _check_wandb() -> None:
-    try:
-        import wandb  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "--wandb needs the wandb package: pip install 'task-datacomp[track]'"
-        ) from None
 
 
 def print_status(sweep: SweepPlan, *, failures: bool) -> None:

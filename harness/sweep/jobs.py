@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from pathlib import Path
 from typing import Any
 
 from harness.store import ResultsStore
@@ -23,14 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def _log_path() -> str | None:
-    """The submitit log of the running job (stderr), if in one."""
+    """The submitit log of the running job (stderr), if in one that has a log folder."""
     try:
         import submitit
 
-        env = submitit.JobEnvironment()
-    except RuntimeError:
+        return str(submitit.JobEnvironment().paths.stderr)
+    except (RuntimeError, KeyError):  # not in a job, or the in-process debug executor
         return None
-    return str(env.paths.stderr)
 
 
 def run_selections(jobs: list[SelectionJob]) -> list[str]:
@@ -182,8 +180,8 @@ def score_digests(job: TrainingJob, result: Any) -> dict[str, dict[str, str]]:
 
 
 def log_to_wandb(job: TrainingJob, selection: Any, result: Any) -> None:
-    """One wandb run per training: its configuration and every task's mean scores."""
-    import wandb
+    """One wandb run per training: the job's configuration and its scores."""
+    from harness.tracking import track_result
 
     config = {
         "dataset": job.dataset,
@@ -195,16 +193,12 @@ def log_to_wandb(job: TrainingJob, selection: Any, result: Any) -> None:
         "recipe": job.recipe.name,
         "variant": job.variant,
     }
-    run = wandb.init(
+    name = f"{selection.method}/{job.recipe.name}/{job.fraction:g}/{job.task or 'all'}"
+    assert job.wandb_project is not None
+    track_result(
         project=job.wandb_project,
-        name=f"{selection.method}/{job.recipe.name}/{job.fraction:g}/{job.task or 'all'}",
+        name=name,
         config=config,
-        dir=str(Path(job.paths.runs_dir)),
-        reinit="finish_previous",
+        result=result,
+        run_dir=job.paths.runs_dir / "wandb",
     )
-    for t in result.tasks:
-        run.log(
-            {f"{t.task}/test/{k}": v for k, v in t.mean.items()}
-            | {f"{t.task}/query/{k}": v for k, v in (t.query_mean or {}).items()}
-        )
-    run.finish()

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.datasets import Dataset
+from harness.datasets import Dataset, DatasetDir
 from harness.embed.sets import read_manifest
 from harness.recipes.registry import get_kind
 from harness.selection import BaselinesConfig
@@ -78,20 +78,38 @@ class TrainingJob(BaseModel):
     wandb_project: str | None = None
 
 
+UNPREPARED = "unprepared"
+
+
 @dataclass(frozen=True)
 class DatasetContext:
-    """What keys of one dataset depend on: its preparation and its embedding set."""
+    """What keys of one dataset depend on: its preparation and its embedding set.
+
+    A dataset not prepared here still plans (``--dry-run`` shows its jobs as to do) with
+    the placeholder manifest ``unprepared``; running refuses it before anything starts.
+    """
 
     ds: Dataset
     embedding: str
 
+    @property
+    def prepared(self) -> bool:
+        return self.ds.dir.is_prepared()
+
     @classmethod
     def of(cls, spec: DatasetSpec, *, data_root: Path, embeddings: str | None) -> DatasetContext:
-        ds = Dataset.open(spec, data_root=data_root, embeddings=embeddings)
+        ds = Dataset(
+            spec=spec, dir=DatasetDir(Path(data_root) / spec.path), embedding_set=embeddings
+        )
+        if not ds.dir.is_prepared():
+            return cls(ds, NO_EMBEDDING)
         set_manifest = None
         if spec.embeddings is not None or embeddings is not None:
             set_manifest = read_manifest(ds.dir.embedding_set(ds.set_name))
         return cls(ds, str((set_manifest or {}).get("fingerprint", NO_EMBEDDING)))
+
+    def manifest_hash(self) -> str:
+        return self.ds.manifest_hash() if self.prepared else UNPREPARED
 
 
 def variant_of(recipe: RecipeSpec, values: dict[str, Any]) -> RecipeSpec:
@@ -132,6 +150,10 @@ class SweepPlan:
             record = self.records.selection(selection)
             self._sha[selection] = record.sha256 if record and record.status == "ok" else None
         return self._sha[selection]
+
+    def unprepared(self) -> list[str]:
+        """Datasets of the plan not prepared under the data root."""
+        return sorted(name for name, ctx in self.contexts.items() if not ctx.prepared)
 
     def score_keys(self, job: TrainingJob, sha: str) -> list[ScoreKey]:
         ctx = self.contexts[job.dataset]
@@ -226,7 +248,8 @@ def _selections(
                     continue
                 key = job_key(
                     {
-                        "manifest": ctx.ds.manifest_hash(),
+                        "dataset": spec.name,
+                        "manifest": ctx.manifest_hash(),
                         "embedding": ctx.embedding,
                         "method": method,
                         "params": resolved,

@@ -22,6 +22,7 @@ from typing import Any
 from harness.dispatch.executors import ExecutorSpec, launch
 from harness.sweep.jobs import run_selections, run_trainings
 from harness.sweep.plan import SweepPlan, TrainingJob
+from submissions.errors import DataNotFound
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,12 @@ def run_sweep(
     progress: bool = True,
 ) -> SweepSummary:
     """Launch what is not done and wait for it; returns what was launched and what failed."""
+    if sweep.unprepared():
+        names = ", ".join(sweep.unprepared())
+        raise DataNotFound(
+            f"not prepared under the data root: {names}; run `tdc-harness "
+            "prepare NAME` first (--dry-run shows the plan without them)"
+        )
     start = time.perf_counter()
     summary = SweepSummary()
     pending = [t for t in sweep.trainings.values() if sweep.status(t) in ("todo", "failed")]

@@ -17,10 +17,20 @@
 
 Features carry the signal: a class (or steering) direction plus noise, with row norms that
 vary, so normalisation changes the linear probe, as on the real research files.
+
+Also the session's real single-node SLURM (``slurm``)::
+
+    @pytest.mark.slurm
+    def test_x(slurm): ...        # SLURM_CONF points at the session's own cluster
+
+In CI (CI=true) a SLURM that cannot start fails the run; elsewhere those tests skip with the
+reason.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +38,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+from tests.infra.slurm_cluster import SlurmCluster, SlurmUnavailable
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
 
 DIM = 12
 CLASS_IDS = {0: "zebra", 2: "elephant", 5: "impala"}
@@ -166,3 +180,27 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TDC_DATA_ROOT", str(tmp_path / "data"))
     monkeypatch.setenv("TDC_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def _slurm_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster | str]:
+    try:
+        cluster = SlurmCluster.start(tmp_path_factory.mktemp("slurm"))
+    except SlurmUnavailable as err:
+        yield str(err)
+        return
+    try:
+        with cluster.activated():
+            yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def slurm(_slurm_session: SlurmCluster | str) -> SlurmCluster:
+    """The session's SLURM cluster (started once, stopped by PID file at the end)."""
+    if isinstance(_slurm_session, str):
+        if IN_CI:
+            pytest.fail(f"SLURM unavailable: {_slurm_session} (required in CI)")
+        pytest.skip(f"SLURM unavailable: {_slurm_session}")
+    return _slurm_session
