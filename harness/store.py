@@ -80,16 +80,25 @@ class ScoreKeys:
 
     @classmethod
     def of(
-        cls, ds: Dataset, recipe: RecipeSpec, subset_sha256: str, *, fingerprint: str | None = None
+        cls,
+        ds: Dataset,
+        recipe: RecipeSpec,
+        subset_sha256: str,
+        *,
+        fingerprint: str | None = None,
+        recipe_hash: str | None = None,
     ) -> ScoreKeys:
-        """Keys for ``recipe`` on ``ds``; the set's ``fingerprint`` is read unless given."""
+        """Keys for ``recipe`` on ``ds``; the set's fingerprint and the recipe's hash are
+        computed unless given (a planner asks for thousands)."""
         embedding = NO_EMBEDDING
         if get_kind(recipe.kind).uses_embeddings:
             if fingerprint is None:
                 manifest = read_manifest(ds.dir.embedding_set(ds.set_name)) or {}
                 fingerprint = str(manifest.get("fingerprint", "unknown"))
             embedding = fingerprint
-        return cls(ds.manifest_hash(), embedding, subset_sha256, recipe.config_hash())
+        return cls(
+            ds.manifest_hash(), embedding, subset_sha256, recipe_hash or recipe.config_hash()
+        )
 
     def key(self, task: str, seed: int) -> ScoreKey:
         return ScoreKey(

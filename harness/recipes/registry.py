@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ def register_kind(
     return deco
 
 
+@cache
 def load_kinds() -> None:
     for module in KIND_MODULES:
         importlib.import_module(module)

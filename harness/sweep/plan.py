@@ -32,7 +32,7 @@ from harness.settings import HarnessSettings
 from harness.specs import BenchmarkSpecs, DatasetSpec, RecipeSpec
 from harness.store import NO_EMBEDDING, ResultsStore, ScoreKey, ScoreKeys
 from harness.sweep.config import Experiment, Only, param_grid
-from harness.sweep.records import Records, job_key
+from harness.sweep.records import Records, SelectionRecord, job_key
 
 Status = Literal["done", "failed", "todo", "blocked"]
 
@@ -71,6 +71,7 @@ class TrainingJob(BaseModel):
     fraction: float
     task: str | None
     recipe: RecipeSpec
+    recipe_hash: str
     base_recipe: str
     variant: dict[str, Any]
     embeddings: str | None
@@ -137,19 +138,26 @@ class SweepPlan:
     trainings: dict[str, TrainingJob] = field(default_factory=dict)
     experiments: dict[str, list[str]] = field(default_factory=dict)  # name -> training keys
     contexts: dict[str, DatasetContext] = field(default_factory=dict)
-    _sha: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _selected: dict[str, SelectionRecord | None] = field(default_factory=dict, repr=False)
+
+    def forget(self) -> None:
+        """Read selection records afresh (jobs finish while a run watches)."""
+        self._selected.clear()
+
+    def _record(self, key: str) -> SelectionRecord | None:
+        if key not in self._selected:
+            self._selected[key] = self.records.selection(key)
+        return self._selected[key]
 
     def selection_status(self, key: str) -> Status:
-        record = self.records.selection(key)
+        record = self._record(key)
         if record is None:
             return "todo"
         return "done" if record.status == "ok" else "failed"
 
     def sha_of(self, selection: str) -> str | None:
-        if selection not in self._sha:
-            record = self.records.selection(selection)
-            self._sha[selection] = record.sha256 if record and record.status == "ok" else None
-        return self._sha[selection]
+        record = self._record(selection)
+        return record.sha256 if record is not None and record.status == "ok" else None
 
     def unprepared(self) -> list[str]:
         """Datasets of the plan not prepared under the data root."""
@@ -157,7 +165,9 @@ class SweepPlan:
 
     def score_keys(self, job: TrainingJob, sha: str) -> list[ScoreKey]:
         ctx = self.contexts[job.dataset]
-        keys = ScoreKeys.of(ctx.ds, job.recipe, sha, fingerprint=ctx.embedding)
+        keys = ScoreKeys.of(
+            ctx.ds, job.recipe, sha, fingerprint=ctx.embedding, recipe_hash=job.recipe_hash
+        )
         tasks = [job.task] if job.task else ctx.ds.spec.task_names()
         return [keys.key(t, s) for t in tasks for s in job.recipe.seeds]
 
@@ -203,6 +213,7 @@ def plan_sweep(
     sweep = SweepPlan(store=ResultsStore(paths.runs_dir), records=Records(paths.runs_dir))
     for exp in experiments:
         keys: list[str] = []
+        variants = _variants(exp, specs, only or Only())
         for dataset in exp.datasets:
             emb = embeddings or exp.embeddings
             ctx = sweep.contexts.setdefault(
@@ -213,7 +224,7 @@ def plan_sweep(
             )
             for sel in _selections(exp, ctx, baselines, paths, emb, only or Only()):
                 sweep.selections.setdefault(sel.key, sel)
-                for job in _trainings(exp, sel, specs, paths, emb, wandb_project, only or Only()):
+                for job in _trainings(sel, variants, paths, emb, wandb_project):
                     sweep.trainings.setdefault(job.key, job)
                     keys.append(job.key)
         sweep.experiments[exp.name] = keys
@@ -271,33 +282,48 @@ def _selections(
                 )
 
 
-def _trainings(
-    exp: Experiment,
-    sel: SelectionJob,
-    specs: BenchmarkSpecs,
-    paths: Paths,
-    embeddings: str | None,
-    wandb_project: str | None,
-    only: Only,
-) -> Iterable[TrainingJob]:
+@dataclass(frozen=True)
+class Variant:
+    """One recipe of an experiment as it trains: official or a named variant."""
+
+    base: str
+    recipe: RecipeSpec
+    hash: str
+    changed: dict[str, Any]
+
+
+def _variants(exp: Experiment, specs: BenchmarkSpecs, only: Only) -> list[Variant]:
+    out = []
     for name in exp.recipes:
-        base = specs.recipe(name)
         if not only.keeps(recipe=name):
             continue
+        base = specs.recipe(name)
         for values in exp.variants():
             recipe = variant_of(base, values)
             changed = {k: v for k, v in recipe.params.items() if base.params.get(k) != v}
-            key = job_key({"selection": sel.key, "recipe": recipe.config_hash()})
-            yield TrainingJob(
-                key=key,
-                selection=sel.key,
-                dataset=sel.dataset,
-                fraction=sel.fraction,
-                task=sel.task,
-                recipe=recipe,
-                base_recipe=name,
-                variant=changed,
-                embeddings=embeddings,
-                paths=paths,
-                wandb_project=wandb_project,
-            )
+            out.append(Variant(name, recipe, recipe.config_hash(), changed))
+    return out
+
+
+def _trainings(
+    sel: SelectionJob,
+    variants: list[Variant],
+    paths: Paths,
+    embeddings: str | None,
+    wandb_project: str | None,
+) -> Iterable[TrainingJob]:
+    for v in variants:
+        yield TrainingJob(
+            key=job_key({"selection": sel.key, "recipe": v.hash}),
+            selection=sel.key,
+            dataset=sel.dataset,
+            fraction=sel.fraction,
+            task=sel.task,
+            recipe=v.recipe,
+            recipe_hash=v.hash,
+            base_recipe=v.base,
+            variant=v.changed,
+            embeddings=embeddings,
+            paths=paths,
+            wandb_project=wandb_project,
+        )

@@ -49,10 +49,10 @@ def results_frame(runs_dir: Path, *, sweep: str | None = None) -> pd.DataFrame:
         if keys is None:
             names = ", ".join(records.experiments()) or "none yet"
             raise DataNotFound(f"no sweep named {sweep!r} has run here (sweeps: {names})")
-        paths = {k: p for k, p in records.training_paths().items() if k in set(keys)}
+        wanted = set(keys)
+        paths = {k: p for k, p in records.training_paths().items() if k in wanted}
     else:
         paths = records.training_paths()
-    scores = ResultsStore(runs_dir).table().set_index("digest")
     rows: list[dict[str, Any]] = []
     selections: dict[str, SelectionRecord | None] = {}
     for path in paths.values():
@@ -73,13 +73,16 @@ def results_frame(runs_dir: Path, *, sweep: str | None = None) -> pd.DataFrame:
             "variant": _canon(rec["variant"]),
         }
         for task, by_seed in rec["scores"].items():
-            for seed, digest in by_seed.items():
-                if digest in scores.index:
-                    metrics = scores.loc[digest].filter(regex=r"^(test|query)\.").dropna()
-                    rows.append(
-                        {**context, "task": task, "train_seed": int(seed), **metrics.to_dict()}
-                    )
-    return pd.DataFrame(rows)
+            rows += [
+                {**context, "task": task, "train_seed": int(seed), "digest": digest}
+                for seed, digest in by_seed.items()
+            ]
+    if not rows:
+        return pd.DataFrame()
+    scores = ResultsStore(runs_dir).table()
+    metrics = [c for c in scores.columns if c.startswith(("test.", "query."))]
+    joined = pd.DataFrame(rows).merge(scores[["digest", *metrics]], on="digest", how="inner")
+    return joined.drop(columns="digest")
 
 
 def _canon(values: dict[str, Any]) -> str:

@@ -166,7 +166,7 @@ def _table(
 ) -> Any:
     from rich.table import Table
 
-    sweep._sha.clear()  # selections finish while we watch
+    sweep.forget()  # selections finish while we watch
     elapsed = time.monotonic() - started
     table = Table("jobs", "total", "done", "failed", "waiting", "elapsed", "ETA")
     rows = [
