@@ -148,7 +148,8 @@ def _wait(
     started = time.monotonic()
 
     def table() -> Any:
-        return _table(sweep, selections, trainings, started)
+        running = sum(not j.done() for j in jobs)
+        return _table(sweep, selections, trainings, started, running)
 
     console = Console(stderr=True, quiet=not show)
     with Live(table(), refresh_per_second=2, console=console) as live:
@@ -162,13 +163,20 @@ def _wait(
 
 
 def _table(
-    sweep: SweepPlan, selections: list[str], trainings: list[TrainingJob], started: float
+    sweep: SweepPlan,
+    selections: list[str],
+    trainings: list[TrainingJob],
+    started: float,
+    running: int,
 ) -> Any:
     from rich.table import Table
 
     sweep.forget()  # selections finish while we watch
     elapsed = time.monotonic() - started
-    table = Table("jobs", "total", "done", "failed", "waiting", "elapsed", "ETA")
+    table = Table(
+        "jobs", "total", "done", "failed", "waiting", "elapsed", "ETA",
+        caption=f"{running} array task(s) queued or running",
+    )  # fmt: skip
     rows = [
         ("selections", [sweep.selection_status(k) for k in selections]),
         ("trainings", [sweep.status(t) for t in trainings]),
