@@ -2,7 +2,7 @@
 
     tdc-harness baseline --list
     tdc-harness baseline image_alignment --dataset demo --fraction 0.1 --task test1 -o sub.npy
-    tdc-harness baseline tsds -d demo -f 0.1 -t test1 --seed 1 -p temperature=0.1
+    tdc-harness baseline tsds -d demo -f 0.1 -t test1 --seed 1 -p alpha=0.75
     tdc-harness baseline image_alignment -d iWildCam -f 0.1 -t test1 --embeddings research
     tdc-harness validate sub.npy --dataset demo --fraction 0.1 --task test1   # passes
 

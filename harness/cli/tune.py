@@ -1,7 +1,7 @@
 """``tdc-harness tune``: pick a baseline's parameters by query-split score.
 
     tdc-harness tune tsds --dataset demo --task test1 --fraction 0.1 \\
-        --grid temperature=0.02,0.05,0.2 --grid bandwidth=0.1,0.2 --seeds 0,1
+        --grid alpha=0.25,0.5,0.75 --grid C=2,5 --seeds 0,1
     tdc-harness baseline tsds -d demo -f 0.1 -t test1 \\
         --params-file runs/tuned/demo-tsds-test1-f0.1.yaml
 

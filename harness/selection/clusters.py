@@ -1,13 +1,19 @@
 """Cluster matching: ``image_based``, ``text_based``, ``image_clip``.
 
-k-means the pool's embeddings (spherical, FAISS); every query point votes for its nearest
-cluster; the pool rows of the voted clusters are the candidates. When there are more
-candidates than the budget, each voted cluster gets a share of the budget proportional to its
-query votes and keeps its rows most similar to the mean of its voting query points (ties to
-the lower row id): deterministic, and the subset's cluster histogram follows the query set's. Fewer
-candidates than the budget are returned as they are (``natural_size`` < budget).
+As the research code does: k-means the pool's embeddings (L2 k-means with FAISS, ``k=1000``
+by default, at most one centroid per 39 pool rows, the number used in the metadata); every
+query point votes for the centroid with the largest inner product; the pool rows whose own
+such centroid was voted for are the candidates. ``text_based`` clusters caption embeddings.
+Unlike the research (which keeps every candidate), a benchmark subset meets its budget:
+when there are more candidates than the budget, each voted cluster gets a share of the budget
+proportional to its query votes and keeps its rows most similar to the mean of its voting
+query points (ties to the lower row id): deterministic, and the subset's cluster histogram
+follows the query set's. Fewer candidates than the budget are returned as they are
+(``natural_size`` < budget). k-means is trained on at most 256 rows per centroid (faiss's
+default; the research uses up to 5,000), with a seed drawn from the selection seed (the
+research: 0).
 
-    out = selector("image_based")(ctx, 430, rng=rng, n_clusters=100)
+    out = selector("image_based")(ctx, 430, rng=rng, n_clusters=1000)
 """
 
 from __future__ import annotations
@@ -42,14 +48,17 @@ def cluster_candidates(
     """Pool rows whose k-means cluster is the nearest cluster of at least one query point."""
     x, q = ctx.features(kind)
     k = max(1, min(n_clusters, ctx.pool_size // MIN_ROWS_PER_CLUSTER))
-    centroids = faiss_ops.kmeans_cosine(x, k=k, seed=seed, niter=niter, progress=ctx.progress)
+    centroids = faiss_ops.kmeans_cosine(
+        x, k=k, seed=seed, niter=niter, spherical=False, progress=ctx.progress
+    )
     pool_cluster = faiss_ops.assign_nearest(x, centroids, progress=ctx.progress)
     query_cluster = faiss_ops.assign_nearest(q, centroids)
     voted, counts = np.unique(query_cluster, return_counts=True)
     candidates = np.flatnonzero(np.isin(pool_cluster, voted)).astype(np.int64)
     centres = np.zeros_like(centroids)
     np.add.at(centres, query_cluster, faiss_ops.normalize(q))
-    info = {"n_clusters": len(centroids), "query_clusters": len(voted)}
+    info = {"n_clusters": len(centroids), "n_clusters_asked": n_clusters,
+            "query_clusters": len(voted)}  # fmt: skip
     votes = {int(c): int(v) for c, v in zip(voted, counts, strict=True)}
     return Clusters(candidates, pool_cluster[candidates], votes, centres, info)
 
@@ -104,7 +113,7 @@ def image_based(
     budget: int,
     *,
     rng: np.random.Generator,
-    n_clusters: int = 100,
+    n_clusters: int = 1000,
     niter: int = 20,
 ) -> SelectionOutput:
     """Pool rows in the image-embedding clusters nearest to the query images."""
@@ -117,7 +126,7 @@ def text_based(
     budget: int,
     *,
     rng: np.random.Generator,
-    n_clusters: int = 100,
+    n_clusters: int = 1000,
     niter: int = 20,
     captions: Captions = "nolabel",
 ) -> SelectionOutput:
@@ -133,7 +142,7 @@ def image_clip(
     budget: int,
     *,
     rng: np.random.Generator,
-    n_clusters: int = 100,
+    n_clusters: int = 1000,
     niter: int = 20,
     clip_keep: float | None = None,
     captions: Captions = "nolabel",

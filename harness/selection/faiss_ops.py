@@ -2,9 +2,11 @@
 
     sims, ids = knn_cosine(queries, pool, k=50)            # (m, k) each, best first
     centroids = kmeans_cosine(pool, k=100, seed=0)         # trained on a sample of the pool
+    centroids = kmeans_cosine(pool, k=1000, seed=0, spherical=False)   # L2 k-means (research)
     labels = assign_nearest(pool, centroids)               # (n,) nearest centroid per row
     scores = mean_cosine(pool, queries)                    # (n,) mean similarity to the queries
     rows = top_k(scores, 1000)                             # best rows, ties to the lower row id
+    rows = sample_without_replacement(p, 1000, rng)        # distinct rows, probability ~ p
 
 Large pools are processed in chunks of rows (normalised on the fly), so a memory-mapped
 1M x 512 pool is never copied whole. Every function takes an optional ``progress`` callback
@@ -157,9 +159,15 @@ def kmeans_cosine(
     niter: int = 20,
     nredo: int = 1,
     max_points_per_centroid: int = 256,
+    spherical: bool = True,
     progress: ProgressFn = _noop,
 ) -> npt.NDArray[np.float32]:
-    """Spherical k-means centroids (k, d), trained on a seeded sample of ``x``'s rows.
+    """k-means centroids (k, d) of ``x``'s unit rows, trained on a seeded sample of them.
+
+    ``spherical`` (default) keeps centroids on the unit sphere (cosine k-means);
+    ``spherical=False`` is plain L2 k-means, as the research's ``image_clustering.py`` runs it:
+    the centroids are means, not unit vectors, and ``assign_nearest`` then picks the largest
+    inner product, as its ``get_centroid_ids_gpu`` does.
 
     ``nredo`` runs k-means that many times from different seeds and keeps the best objective.
     Identical centroids (k-means on fewer distinct points than k) are merged, so ties between
@@ -183,14 +191,16 @@ def kmeans_cosine(
         niter=niter,
         nredo=nredo,
         seed=seed,
-        spherical=True,
+        spherical=spherical,
         max_points_per_centroid=max_points_per_centroid,
         gpu=gpu_count() > 0,
         verbose=False,
     )
     km.train(sample)
     progress("k-means", 1, 1)
-    centroids: npt.NDArray[np.float32] = normalize(np.asarray(km.centroids))
+    centroids = np.asarray(km.centroids, dtype=np.float32)
+    if spherical:
+        centroids = normalize(centroids)
     _, first = np.unique(np.round(centroids, 4), axis=0, return_index=True)
     return centroids[np.sort(first)]
 
@@ -202,7 +212,8 @@ def assign_nearest(
     chunk_rows: int = CHUNK_ROWS,
     progress: ProgressFn = _noop,
 ) -> npt.NDArray[np.int64]:
-    """Index of the most cosine-similar centroid for every row of ``x``."""
+    """For every row of ``x``, the centroid with the largest inner product with the unit row
+    (the most cosine-similar one for unit centroids)."""
     labels = np.empty(len(x), dtype=np.int64)
     total = -(-len(x) // chunk_rows)
     progress("assign clusters", 0, total)
@@ -312,3 +323,14 @@ def rank_desc(scores: npt.ArrayLike) -> npt.NDArray[np.int64]:
     """All positions by decreasing score, ties by position (a stable order)."""
     s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
     return np.lexsort((np.arange(len(s)), -s)).astype(np.int64)
+
+
+def sample_without_replacement(
+    p: npt.NDArray[np.float64], k: int, rng: np.random.Generator
+) -> npt.NDArray[np.int64]:
+    """``k`` distinct indices drawn with probability proportional to ``p`` (Gumbel top-k)."""
+    support = np.flatnonzero(p > 0)
+    if len(support) <= k:
+        return support.astype(np.int64)
+    keys = np.log(p[support]) + rng.gumbel(size=len(support))
+    return support[top_k(keys, k)].astype(np.int64)

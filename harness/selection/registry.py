@@ -37,6 +37,7 @@ METHOD_MODULES = (
     "harness.selection.clusters",
     "harness.selection.alignment",
     "harness.selection.tsds",
+    "harness.selection.tsds_entropic",
     "harness.selection.gradmatch",
     "harness.selection.labels",
     "harness.selection.zcore",

@@ -1,150 +1,197 @@
-"""TSDS: task-specific data selection by optimal transport with a density-based diversity term.
+"""``tsds``: TSDS (Liu et al., 2024) as published and as the research code computes it.
 
-Our implementation of the idea of Liu et al. (2024), "TSDS: Data Selection for Task-Specific
-Model Finetuning". The selection is a probability distribution ``p`` over pool rows that
-(a) transports cheaply onto the query set and (b) does not pile its mass on near-duplicates;
-the subset is ``budget`` draws from ``p`` without replacement.
+"TSDS: Data Selection for Task-Specific Model Finetuning": a probability distribution over the
+pool that aligns with the query set by optimal transport over k-nearest-neighbour
+neighbourhoods, regularised by kernel density so near-duplicates share mass. The research
+code (``baselines/filters/tsds_filter.py``, parameters from its ``tsds_data/config.yaml``)
+computes it in four steps, which this module follows:
 
-1. Each query point j may send its mass 1/m only to its K nearest pool rows N(j) (cosine,
-   exact FAISS search); cost C_ji = 1 - cos(q_j, x_i).
-2. Diversity: a Gaussian kernel density of each neighbour within its neighbourhood,
-   rho_ji = sum_{l in N(j)} exp(-|x_i - x_l|^2 / (2 h^2))  (>= 1: the point itself),
-   estimated from ``kde_sample`` evenly spaced members when K is larger (cost O(K * s * d)).
-3. Minimising  sum_ji g_ji (C_ji + t * b * log rho_ji) + t * sum_ji g_ji log g_ji  over
-   transport plans g whose query marginal is uniform (a semi-relaxed entropic OT problem)
-   has the closed form  g_ji = (1/m) exp(-C_ji / t) rho_ji^-b / sum_{l in N(j)} (same for l).
-   With b = 1 a group of d identical candidates, with nothing else within the bandwidth,
-   receives the mass one of them alone would.
-4. p_i = sum_j g_ji; draw ``budget`` distinct rows with probability proportional to p
-   (Gumbel top-k, i.e. successive sampling without replacement).
+1. **Neighbourhoods.** Each of the M query points' ``K = min(max_k, n // 10)`` nearest pool
+   rows by L2 distance (the embeddings are unit vectors, so this is cosine order), sorted.
+2. **Density.** For every pool row in those neighbourhoods (their union U), the kernel
+   density over its ``min(kde_k, n // 10)`` nearest rows *within U* (itself included):
+   ``kde = sum (1 - d^2 / sigma^2)_+`` (Epanechnikov, the research's) or
+   ``sum exp(-d^2 / (2 sigma^2))`` (``kernel: gaussian``); ``sigma: 0`` turns it off (all 1).
+3. **Transport.** The research's exact water-filling: a level ``s`` rises over the queries'
+   neighbour lists (a heap ordered by ``sum_{l<=k} 1 / kde_jl``), each neighbour getting mass
+   ``1 / (M s kde)``, until ``alpha / C * cost >= (1 - alpha) * M``; each query's remaining
+   mass goes to its next neighbour. The result is ``p`` over the pool.
+4. **Draw.** The research draws 100 rows *with* replacement; a benchmark subset has exactly
+   the budget, distinct: ``budget`` rows without replacement with probability proportional to
+   ``p`` (Gumbel top-k), seeded. If fewer rows than the budget have mass, the subset is the
+   whole support plus the next rows the level search would reach if it went on (the
+   transport level raised further); ``natural_size`` is the support.
 
-K is the larger of ``oversample * budget / m`` and the smallest K whose neighbourhoods cover
-the budget, at most ``max_neighbours`` (one search at that size, then the prefix); if even
-those do not cover the budget, the subset is the whole support and ``natural_size`` says how
-many rows it has. ``neighbours`` fixes K instead.
+Nearest neighbours are exact (FAISS brute force) for step 1 at any size, and for step 2 while
+U has at most ``exact_limit`` rows; above that step 2 uses an IVF index (``nlist`` about
+sqrt(|U|), ``nprobe`` lists searched, a range search of radius sigma), as the research does
+throughout. The metadata says which.
 
-    out = selector("tsds")(ctx, 430, rng=rng, temperature=0.05, diversity=1.0)
+    out = selector("tsds")(ctx, 430, rng=rng)                       # the research's parameters
+    out = selector("tsds")(ctx, 430, rng=rng, alpha=0.3, sigma=0)   # no density term
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
-import math
-import os
-from typing import Literal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from harness.selection import faiss_ops
 from harness.selection.context import TEXT_KIND, Captions, SelectionContext
+from harness.selection.kde import Kernel, KernelDensity
 from harness.selection.registry import SELECTORS, SelectionOutput, output
+from submissions.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# Query groups of the transport plan: fixed, so results do not depend on the core count.
-_GROUPS = 4
-
 
 def neighbourhoods(
-    ctx: SelectionContext,
-    x: npt.NDArray[np.float32],
-    q: npt.NDArray[np.float32],
-    *,
-    k_min: int,
-    need: int,
-    max_k: int,
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """The k-NN of every query point for the smallest k >= k_min whose union has ``need`` rows.
-
-    One exact search at ``max_k`` (its cost is the pass over the pool, nearly the same for
-    any k), then the smallest prefix that is large enough: the union size of every prefix
-    comes from one ``np.unique`` over the first column each row appears in.
-    """
-    k_max = max(1, min(max_k, len(x)))
-    sims, ids = faiss_ops.knn_cosine(q, x, k=k_max, progress=ctx.progress)
-    _, first = np.unique(ids.T.ravel(), return_index=True)  # column-major: index // m = column
-    union = np.cumsum(np.bincount(first // len(q), minlength=k_max))  # union[k-1] for prefix k
-    k = max(min(k_min, k_max), int(np.searchsorted(union, need)) + 1)
-    k = min(k, k_max)
-    if union[k - 1] < need:
-        log.info("tsds: %d rows in the %d-NN neighbourhoods < %d", union[k - 1], k, need)
-    return sims[:, :k], ids[:, :k]
+    x: npt.NDArray[np.float32], q: npt.NDArray[np.float32], k: int, ctx: SelectionContext
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """(L2 distances, pool rows) of every query's ``k`` nearest rows, nearest first."""
+    sims, ids = faiss_ops.knn_cosine(q, x, k=k, progress=ctx.progress)
+    dists = np.sqrt(np.clip(2.0 - 2.0 * sims.astype(np.float64), 0.0, None))
+    order = np.argsort(dists, axis=1, kind="stable")  # faiss ties are in row order already
+    return np.take_along_axis(dists, order, 1), np.take_along_axis(ids, order, 1)
 
 
-def transport_mass(
-    ctx: SelectionContext,
-    x: npt.NDArray[np.float32],
-    sims: npt.NDArray[np.float32],
-    ids: npt.NDArray[np.int64],
-    *,
-    temperature: float,
-    bandwidth: float,
-    diversity: float,
-    kde_sample: int = 128,
+@dataclass
+class Fill:
+    """Where the level search stopped: each query's last full neighbour, the level, and the
+    heap as it was (to go on raising the level when the support is short of the budget)."""
+
+    last: list[int]
+    level: float
+    heap: list[tuple[float, int, int]]
+    weights: list[list[float]]
+    deepest: int  # the deepest neighbour index the search looked at
+
+    def beyond(self, ids: npt.NDArray[np.int64], *, complete: bool) -> Iterator[int]:
+        """Pool rows in the order a still higher level would reach them; -1 (then nothing)
+        where that order needs a neighbour past the end of a list that is not ``complete``."""
+        heap, w, k = list(self.heap), self.weights, ids.shape[1]
+        while heap:
+            count, ck, j = heapq.heappop(heap)
+            if ck + 1 < k:
+                yield int(ids[j, ck + 1])
+            elif not complete:
+                yield -1
+                return
+            if ck < k - 2 or (not complete and ck < k - 1):
+                heapq.heappush(heap, (count + w[j][ck + 1], ck + 1, j))
+
+
+def water_fill(
+    dists: npt.NDArray[np.float64], kdes: npt.NDArray[np.float64], *, alpha: float, C: float
+) -> Fill:
+    """The research's level search (step 3 of the module docstring)."""
+    m, k = dists.shape
+    d, w = dists.tolist(), (1.0 / kdes).tolist()
+    last = [0] * m
+    weighted = [d[j][0] * w[j][0] for j in range(m)]
+    heap = [(w[j][0], 0, j) for j in range(m)]
+    heapq.heapify(heap)
+    cost = [0.0] * m
+    total, s, deepest = 0.0, 0.0, 0
+    while heap:
+        count, ck, j = heapq.heappop(heap)
+        s, deepest = count, max(deepest, ck + 1)
+        total -= cost[j]
+        cost[j] = d[j][ck + 1] * count - weighted[j]
+        total += cost[j]
+        if alpha / C * total >= (1 - alpha) * m:  # the research's test, as written
+            heapq.heappush(heap, (count, ck, j))  # kept for Fill.beyond
+            break
+        last[j] = ck
+        if ck < k - 2:
+            heapq.heappush(heap, (count + w[j][ck + 1], ck + 1, j))
+            weighted[j] += d[j][ck + 1] * w[j][ck + 1]
+    return Fill(last, s, heap, w, deepest)
+
+
+def probabilities(
+    ids: npt.NDArray[np.int64], kdes: npt.NDArray[np.float64], last: list[int], s: float, n: int
 ) -> npt.NDArray[np.float64]:
-    """Probability of every pool row: the column marginal of the closed-form transport plan.
-
-    The query points are split into a fixed number of groups (so the floating-point sums do
-    not depend on the machine) run on a thread pool: the per-neighbourhood work is small
-    GEMMs, which run best one BLAS thread each, side by side.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    m = len(ids)
-    groups = [np.arange(g, m, _GROUPS) for g in range(_GROUPS)]
-
-    def run(group: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        part = np.zeros(len(x), dtype=np.float64)
-        for j in group:
-            cost = 1.0 - sims[j].astype(np.float64)
-            logw = -(cost - cost.min()) / temperature
-            if diversity > 0:
-                logw -= diversity * np.log(_local_density(x, ids[j], bandwidth, kde_sample))
-            w = np.exp(logw - logw.max())
-            np.add.at(part, ids[j], w / (w.sum() * m))
-        return part
-
-    workers = max(1, min(_GROUPS, os.cpu_count() or 1))
-    p = np.zeros(len(x), dtype=np.float64)
-    with threadpool_limits(limits=1), ThreadPoolExecutor(workers) as pool:
-        for i, part in enumerate(pool.map(run, groups)):  # results in group order
-            p += part
-            ctx.progress("transport plan", i + 1, len(groups))
+    """Mass 1 / (M s kde) on each query's neighbours up to ``last``, the rest of its 1 / M on
+    the next one."""
+    m, k = ids.shape
+    cols = np.arange(k)
+    taken = cols[None, :] <= np.asarray(last)[:, None]
+    mass = np.where(taken, 1.0 / (m * s * kdes), 0.0)
+    p = np.zeros(n)
+    np.add.at(p, ids[taken], mass[taken])
+    rest = np.maximum(1.0 / m - mass.sum(axis=1), 0.0)
+    np.add.at(p, ids[np.arange(m), np.asarray(last) + 1], rest)
     return p
 
 
-def _local_density(
-    x: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], bandwidth: float, sample: int
-) -> npt.NDArray[np.float64]:
-    """Gaussian kernel density of each row among ``rows`` (unit vectors: |a-b|^2 = 2-2cos).
+def tsds_probabilities(
+    x: npt.NDArray[np.float32],
+    q: npt.NDArray[np.float32],
+    *,
+    alpha: float,
+    C: float,
+    sigma: float,
+    max_k: int,
+    kde_k: int,
+    kernel: Kernel,
+    exact_limit: int,
+    nprobe: int,
+    ctx: SelectionContext,
+    budget: int = 0,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], dict[str, Any]]:
+    """``p`` over the pool (steps 1-3 of the module docstring), the rows without mass that
+    fill a short support up to ``budget`` (see :func:`fill_rows`), and what was done.
 
-    rho_i = 1 + sum_{l != i} k(x_i, x_l). With more than ``sample`` rows the sum runs over
-    ``sample`` evenly spaced members (by similarity rank) scaled up to all of them, which keeps
-    the cost at O(K * sample * d) per neighbourhood instead of O(K^2 * d).
+    Densities are computed only for the neighbours the level search can reach: it runs on
+    the first ``w`` neighbours of every query (w = 64, doubled while the search, or the
+    filling of a short support, reached the end of them), which gives exactly the result of
+    running it on all K: the rows beyond w are never looked at.
     """
-    z = faiss_ops.normalize(x[np.sort(rows)])[np.argsort(np.argsort(rows))]
-    ref = np.unique(np.linspace(0, len(z) - 1, min(sample, len(z))).astype(np.int64))
-    kernel = np.exp(-np.clip(2.0 - 2.0 * (z @ z[ref].T), 0.0, None) / (2.0 * bandwidth**2))
-    kernel[ref, np.arange(len(ref))] = 0.0  # the self term is the 1 below
-    others = np.full(len(z), len(ref), dtype=np.float64)  # sampled members other than i
-    others[ref] -= 1
-    scale = (len(z) - 1) / np.maximum(others, 1)
-    dens: npt.NDArray[np.float64] = 1.0 + scale * kernel.sum(axis=1, dtype=np.float64)
-    return dens
-
-
-def sample_without_replacement(
-    p: npt.NDArray[np.float64], k: int, rng: np.random.Generator
-) -> npt.NDArray[np.int64]:
-    """``k`` distinct indices drawn with probability proportional to ``p`` (Gumbel top-k)."""
-    support = np.flatnonzero(p > 0)
-    if len(support) <= k:
-        return support.astype(np.int64)
-    keys = np.log(p[support]) + rng.gumbel(size=len(support))
-    return support[faiss_ops.top_k(keys, k)].astype(np.int64)
+    n = len(x)
+    k = min(n, max(2, min(max_k, n // 10)))
+    dists, ids = neighbourhoods(x, q, k, ctx)
+    union, where = np.unique(ids, return_inverse=True)
+    where = where.reshape(ids.shape)
+    info: dict[str, Any] = {"neighbours": k, "union": len(union), "knn": "exact"}
+    kde = None
+    if sigma > 0:
+        z = faiss_ops.normalize(x[union])
+        kde = KernelDensity(
+            z,
+            k=max(1, min(kde_k, n // 10)),
+            sigma=sigma,
+            kernel=kernel,
+            exact_limit=exact_limit,
+            nprobe=nprobe,
+        )
+    width = min(k, 64)
+    while True:
+        if kde is None:
+            kdes = np.ones((len(ids), width))
+        else:
+            kde.compute(where[:, :width].ravel())
+            kdes = kde.values[where[:, :width]]
+        fill = water_fill(dists[:, :width], kdes, alpha=alpha, C=C)
+        p = probabilities(ids[:, :width], kdes, fill.last, fill.level, n)
+        extra = fill_rows(fill, ids[:, :width], p, budget, complete=width == k)
+        if width == k or (fill.deepest < width - 2 and extra is not None):
+            break
+        width = min(k, 2 * width)
+    info |= {
+        "density": kde.method if kde else "off",
+        "densities_computed": 0 if kde is None else int(np.count_nonzero(~np.isnan(kde.values))),
+        "neighbours_used": width,  # the first columns the search and the fill needed
+        "level": fill.level,
+        "mean_last_neighbour": float(np.mean(fill.last)),
+    }
+    return p, np.empty(0, np.int64) if extra is None else extra, info
 
 
 @SELECTORS.register("tsds")
@@ -153,48 +200,74 @@ def tsds(
     budget: int,
     *,
     rng: np.random.Generator,
+    alpha: float = 0.5,
+    C: float = 5.0,
+    sigma: float = 0.75,
+    max_k: int = 5000,
+    kde_k: int = 1000,
+    kernel: Kernel = "epanechnikov",
     features: Literal["image", "text"] = "image",
     captions: Captions = "nolabel",
-    neighbours: int | None = None,
-    oversample: float = 4.0,
-    max_neighbours: int = 2048,
-    temperature: float = 0.05,
-    bandwidth: float = 0.2,
-    diversity: float = 1.0,
-    kde_sample: int = 128,
+    exact_limit: int = 50_000,
+    nprobe: int = 2,
 ) -> SelectionOutput:
-    """TSDS (see the module docstring): OT alignment to the query set plus KDE diversity."""
-    _check_positive(temperature=temperature, bandwidth=bandwidth, oversample=oversample)
+    """TSDS as published (module docstring); exactly ``budget`` rows drawn without replacement."""
+    if not 0 < alpha < 1 or C <= 0 or sigma < 0 or max_k < 2 or kde_k < 1:
+        got = f"alpha={alpha}, C={C}, sigma={sigma}, max_k={max_k}, kde_k={kde_k}"
+        raise ConfigError(
+            f"tsds: need 0 < alpha < 1, C > 0, sigma >= 0, max_k >= 2, kde_k >= 1; got {got}"
+        )
     kind = "image" if features == "image" else TEXT_KIND[captions]
     x, q = ctx.features(kind)
-    if neighbours:  # a fixed neighbourhood size
-        sims, ids = neighbourhoods(ctx, x, q, k_min=neighbours, need=0, max_k=neighbours)
-    else:
-        k_min = math.ceil(oversample * budget / len(q))
-        sims, ids = neighbourhoods(ctx, x, q, k_min=k_min, need=budget, max_k=max_neighbours)
-    p = transport_mass(
-        ctx,
+    p, extra, info = tsds_probabilities(
         x,
-        sims,
-        ids,
-        temperature=temperature,
-        bandwidth=bandwidth,
-        diversity=diversity,
-        kde_sample=kde_sample,
+        q,
+        alpha=alpha,
+        C=C,
+        sigma=sigma,
+        max_k=max_k,
+        kde_k=kde_k,
+        kernel=kernel,
+        exact_limit=exact_limit,
+        nprobe=nprobe,
+        ctx=ctx,
+        budget=budget,
     )
-    rows = sample_without_replacement(p, budget, rng)
+    rows = faiss_ops.sample_without_replacement(p, budget, rng)
     support = int(np.count_nonzero(p))
-    note = "budget drawn from the TSDS distribution without replacement"
-    if support < budget:
-        note = f"only {support} rows have positive probability: fewer than the budget {budget}"
-    return output(
-        rows, natural_size=support, note=note, neighbours=int(ids.shape[1]), features=kind
-    )
+    note = "budget drawn without replacement from the TSDS probabilities"
+    if len(extra):
+        rows = np.sort(np.concatenate([rows, extra])).astype(np.int64)
+        note = (
+            f"{support} rows have probability, fewer than the budget; the other "
+            f"{len(extra)} are the next rows a higher transport level reaches"
+        )
+    meta = {"filled": len(extra), "note": note, "features": kind}
+    return output(rows, natural_size=support, **meta, **info)
 
 
-def _check_positive(**values: float) -> None:
-    from submissions.errors import ConfigError
-
-    bad = [f"{k}={v}" for k, v in values.items() if not v > 0]
-    if bad:
-        raise ConfigError(f"tsds: parameters must be > 0: {', '.join(bad)}")
+def fill_rows(
+    fill: Fill,
+    ids: npt.NDArray[np.int64],
+    p: npt.NDArray[np.float64],
+    budget: int,
+    *,
+    complete: bool,
+) -> npt.NDArray[np.int64] | None:
+    """When fewer than ``budget`` rows have mass, the rows without mass a higher transport
+    level would reach first, as many as are missing (empty when none are); ``None`` when
+    finding them needs neighbours past the end of lists that are not ``complete``."""
+    need = budget - int(np.count_nonzero(p))
+    out: list[int] = []
+    if need <= 0:
+        return np.empty(0, np.int64)
+    taken = set(np.flatnonzero(p).tolist())
+    for row in fill.beyond(ids, complete=complete):
+        if row < 0:
+            return None
+        if row not in taken:
+            taken.add(row)
+            out.append(row)
+            if len(out) == need:
+                break
+    return np.asarray(out, dtype=np.int64)

@@ -1,7 +1,7 @@
 """``tdc-harness tune``: a baseline's parameters chosen by query-split score, never the test.
 
     result = tune(method="tsds", dataset="demo", task="test1", fraction=0.1,
-                  grid={"temperature": [0.02, 0.05, 0.2]}, settings=settings)
+                  grid={"alpha": [0.25, 0.5, 0.75]}, settings=settings)
     result.chosen          # the full parameter set with the best mean query score
     write_tuned(result, Path("runs/tuned/demo-tsds-test1-f0.1.yaml"))
 

@@ -16,16 +16,17 @@ from harness.selection.faiss_ops import (
     knn_cosine,
     max_cosine,
     mean_cosine,
+    sample_without_replacement,
     top_k,
 )
 from harness.selection.gradmatch import omp_positive
 from harness.selection.labels import allocate
 from harness.selection.registry import SelectionOutput, check_params, param_defaults
-from harness.selection.tsds import sample_without_replacement, transport_mass
+from harness.selection.tsds_entropic import transport_mass
 from harness.settings import default_configs_dir
 from submissions.errors import ConfigError, UnknownName
 
-FOURTEEN = {
+FIFTEEN = {
     "no_filter",
     "random_filter",
     "clip_score",
@@ -40,6 +41,7 @@ FOURTEEN = {
     "match_dist",
     "zcore",
     "prism",
+    "tsds_entropic",
 }
 
 
@@ -51,11 +53,11 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 # --- registry and config ---------------------------------------------------------------------
 
 
-def test_all_fourteen_methods_are_registered_and_configured() -> None:
-    assert set(method_names()) == FOURTEEN
+def test_all_fifteen_methods_are_registered_and_configured() -> None:
+    assert set(method_names()) == FIFTEEN
     config = load_baselines(default_configs_dir())
-    assert set(config.names()) == FOURTEEN
-    for name in FOURTEEN:
+    assert set(config.names()) == FIFTEEN
+    for name in FIFTEEN:
         config.method(name).resolved_params()  # every shipped param set validates
 
 
@@ -68,12 +70,12 @@ def test_unknown_method_suggests_close_names() -> None:
 
 def test_param_typo_and_wrong_type_fail_with_valid_params() -> None:
     with pytest.raises(ConfigError, match=r"temprature.*valid parameters: .*temperature=0\.05"):
-        check_params("tsds", {"temprature": 0.1})
+        check_params("tsds_entropic", {"temprature": 0.1})
     with pytest.raises(ConfigError, match="captions"):
         check_params("text_alignment", {"captions": "with-labels"})
     with pytest.raises(ConfigError, match="n_clusters"):
         check_params("image_based", {"n_clusters": "many"})
-    assert check_params("tsds", {"temperature": "0.1"})["temperature"] == 0.1
+    assert check_params("tsds_entropic", {"temperature": "0.1"})["temperature"] == 0.1
     assert "captions" in param_defaults("clip_score")
 
 
@@ -208,7 +210,7 @@ def shifted_pool(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.n
     return x.astype(np.float32), q.astype(np.float32), src
 
 
-@pytest.mark.parametrize("method", ["image_alignment", "tsds", "image_based"])
+@pytest.mark.parametrize("method", ["image_alignment", "tsds", "tsds_entropic", "image_based"])
 def test_query_aware_methods_prefer_the_query_region(method: str) -> None:
     rng = np.random.default_rng(5)
     x, q, src = shifted_pool(rng)
@@ -226,7 +228,7 @@ def duplicates_near_query(copies: int) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack([dup, others]).astype(np.float32), q.astype(np.float32)
 
 
-def test_tsds_density_term_gives_duplicates_the_mass_of_one_point() -> None:
+def test_tsds_entropic_density_term_gives_duplicates_the_mass_of_one_point() -> None:
     def group_mass(copies: int, diversity: float) -> float:
         x, q = duplicates_near_query(copies)
         ctx = SelectionContext.from_arrays(pool={"image": x}, query={"image": q})
@@ -239,13 +241,13 @@ def test_tsds_density_term_gives_duplicates_the_mass_of_one_point() -> None:
     assert group_mass(40, 1.0) == pytest.approx(group_mass(1, 1.0), rel=0.05)
 
 
-def test_tsds_diversity_draws_fewer_duplicates() -> None:
+def test_tsds_entropic_diversity_draws_fewer_duplicates() -> None:
     x, q = duplicates_near_query(40)
     ctx = SelectionContext.from_arrays(pool={"image": x}, query={"image": q})
 
     def dup_count(diversity: float) -> int:
         params = {"neighbours": 240, "temperature": 0.1, "diversity": diversity}
-        out = run_selector(ctx, "tsds", 30, seed=0, params=params)
+        out = run_selector(ctx, "tsds_entropic", 30, seed=0, params=params)
         return int((out.rows < 40).sum())
 
     assert dup_count(0.0) >= 20
@@ -282,7 +284,7 @@ def test_cluster_cut_follows_the_query_votes() -> None:
 
 
 def test_sampled_kernel_density_estimates_the_exact_one() -> None:
-    from harness.selection.tsds import _local_density
+    from harness.selection.tsds_entropic import _local_density
 
     rng = np.random.default_rng(9)
     x = (unit(rng, 8, 16)[rng.integers(0, 8, 600)] + 0.1 * rng.normal(size=(600, 16))).astype(
