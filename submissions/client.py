@@ -422,12 +422,13 @@ class TdcClient:
         self,
         results: Sequence[EvalResult],
         *,
-        kind: Literal["oracle"] = "oracle",
+        kind: Literal["oracle", "baseline"] = "oracle",
         team: str | None = None,
         name: str | None = None,
     ) -> ReferencesRecorded:
-        """Record results without a subset file (the oracle) as unranked reference rows;
-        idempotent. ``team`` defaults to the server's (``oracle``), ``name`` labels the row."""
+        """Record results without a subset file (the oracle, seed-averaged baselines) as
+        unranked reference rows; idempotent. ``team`` defaults to the server's (``oracle``),
+        ``name`` labels the row."""
         extra = {"team": team} if team else {}
         body = ReferencePost(kind=kind, name=name, results=list(results), **extra)
         return self._json(

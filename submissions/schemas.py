@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,6 +64,17 @@ class TaskResult(Schema):
     query_mean: dict[str, float] | None = None
 
 
+class SelectionRecord(Schema):
+    """How a reference row's subsets were selected: the method, every parameter (defaults
+    included), the selection seeds and each seed's subset (sha256, in seed order). A row
+    averaged over seeds scores each subset and reports mean and std over the seeds."""
+
+    method: str
+    params: dict[str, Any]
+    seeds: list[int]
+    subsets: list[str]
+
+
 class Manifest(Schema):
     """Everything needed to reproduce or refuse to compare a score."""
 
@@ -86,6 +97,8 @@ class Manifest(Schema):
     wall_time_s: float
     # Seeds whose scores were read from the results store (harness.store), not retrained.
     reused_seeds: list[int] = Field(default_factory=list)
+    # Reference rows made by a selection method (harness.references): how, in full.
+    selection: SelectionRecord | None = None
 
 
 class EvalResult(Schema):
@@ -178,10 +191,12 @@ class FailurePost(Schema):
 
 
 class ReferencePost(Schema):
-    """Reference results an organizer records without a subset file (the train-on-query
-    oracle): shown on boards, flagged, never ranked. ``name`` labels the row on boards."""
+    """Reference results an organizer records without a subset file: the train-on-query
+    oracle, or a baseline method scored by the harness (averaged over selection seeds, its
+    manifest's ``selection`` saying how). Shown on boards, flagged, never ranked; ``name``
+    labels the row on boards."""
 
-    kind: Literal["oracle"] = "oracle"
+    kind: Literal["oracle", "baseline"] = "oracle"
     team: str = Field("oracle", min_length=1, max_length=100)
     name: str | None = Field(None, max_length=200, description="the row's label on boards")
     results: list[EvalResult] = Field(min_length=1, max_length=1000)

@@ -9,8 +9,12 @@ Steps (each skips or reuses what a previous run left):
 - ``server``: a SQLite database and file store under ``<runs>/demo-server``; migrations; an
   organizer token and a participant token for team ``demo-team``; ``tdc-server serve`` on
   127.0.0.1:8000 (``TDC_PORT`` to change), stopped by its PID when the demo ends.
-- ``baselines``: a few selection baselines x fractions (x tasks for task-aware methods)
-  submitted by the organizer as team ``baselines`` (idempotent: a rerun adds nothing).
+- ``references``: the reference methods (``REFERENCES``) x fractions (x tasks for task-aware
+  methods), each scored over 3 selection seeds through the results store and posted as one
+  unranked reference row per method (``harness.references``: mean ± std over the seeds, the
+  label showing non-default parameters, byte-identical subsets named together; a rerun
+  trains and adds nothing).
+- ``example``: one participant subset submitted by team ``demo-team``.
 - ``evaluate``: ``evaluate-pending`` with the ``local`` executor until the queue is drained.
 - ``oracle``: the train-on-query oracle of the default recipe, posted as an unranked reference
   row on each demo fraction's board (``POST /api/organizer/references``; a rerun adds nothing).
@@ -32,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -41,18 +45,25 @@ from submissions.errors import ConfigError
 if TYPE_CHECKING:
     from harness.cli.demo import DemoRun, Step
     from harness.dispatch.worker import Worker
+    from harness.references import ScoredReference
     from submissions.client import TdcClient
+    from submissions.schemas import EvalResult
 
 log = logging.getLogger(__name__)
 
-BASELINES = (  # (method, needs a task)
-    ("random_filter", False),
-    ("clip_score", False),
-    ("image_alignment", True),
-    ("match_label", True),
+# The reference rows of the demo board: (method, parameters other than the defaults). Task-
+# aware methods are scored per task; each row is the mean over SELECTION_SEEDS.
+REFERENCES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("random_filter", {}),
+    ("clip_score", {}),
+    ("clip_score", {"captions": "label"}),  # the research's captions (they name the class)
+    ("image_alignment", {}),
+    ("match_label", {}),
+    ("match_dist", {}),
+    ("tsds", {}),
 )
+EXAMPLE = ("text_alignment", 0.1, "test1")  # the participant subset the demo submits
 FRACTIONS = (0.05, 0.1)
-TASKS = ("test1", "test2", "test3")
 BASELINE_TEAM = "baselines"
 SAMPLE_TEAM = "demo-team"
 
@@ -139,29 +150,62 @@ def server_step(run: DemoRun) -> None:
     raise RuntimeError(f"the server did not answer within 60 s; see {log_path}")
 
 
-def baselines_step(run: DemoRun) -> None:
-    """Select and submit the baseline subsets as team ``baselines``."""
+def references_step(run: DemoRun) -> None:
+    """Score the reference methods over selection seeds and post them as team ``baselines``
+    (``harness.references``: mean and std over seeds, byte-identical subsets merged)."""
+    from harness.cli import common
+    from harness.references import Reference, merge_identical, score_reference
+    from harness.selection.config import load_baselines
+    from harness.store import ResultsStore
+    from submissions.client import TdcClient
+
+    server: DemoServer = run.notes["server"]
+    ds = run.dataset
+    if ds is None:
+        raise RuntimeError("references_step needs prepare_step first")
+    s = run.settings
+    baselines = load_baselines(s.configs_dir)
+    recipe = common.specs(s).recipe(ds.spec.default_recipe)
+    store = ResultsStore(s.runs_dir)
+    rows = []
+    for method, params in REFERENCES:
+        ref = Reference.of(method, params, baselines=baselines)
+        scopes = ds.spec.task_names() if baselines.method(method).needs_query else [None]
+        rows += [score_reference(ds=ds, recipe=recipe, ref=ref, fraction=f, task=t,
+                                 baselines=baselines, store=store)
+                 for f in FRACTIONS for t in scopes]  # fmt: skip
+    created = 0
+    with TdcClient(server.url, server.organizer_token) as client:
+        for label, results in _by_label(merge_identical(rows)).items():
+            recorded = client.post_references(results, kind="baseline", team=BASELINE_TEAM,
+                                              name=label)  # fmt: skip
+            created += recorded.created
+    run.notes["references"] = created
+
+
+def _by_label(rows: list[ScoredReference]) -> dict[str, list[EvalResult]]:
+    out: dict[str, list[EvalResult]] = {}
+    for r in rows:
+        out.setdefault(r.label, []).append(r.result)
+    return out
+
+
+def example_step(run: DemoRun) -> None:
+    """Submit one participant subset as team ``demo-team`` (through the upload path the
+    worker then evaluates), so the board has a ranked entry."""
     from harness.selection.api import select, write_selection
     from submissions.client import TdcClient
 
     server: DemoServer = run.notes["server"]
     if run.dataset is None:
-        raise RuntimeError("baselines_step needs prepare_step first")
-    out_dir = Path(run.settings.runs_dir) / "demo-server" / "baselines"
-    submitted = 0
-    with TdcClient(server.url, server.organizer_token) as client:
-        for method, per_task in BASELINES:
-            for fraction in FRACTIONS:
-                for task in TASKS if per_task else (None,):
-                    sel = select(ds=run.dataset, method=method, fraction=fraction, task=task,
-                                 seed=0)  # fmt: skip
-                    path = out_dir / f"{method}-{fraction:g}-{task or 'all'}.npy"
-                    write_selection(sel, path)
-                    client.submit(path, dataset=run.dataset.spec.name, fraction=fraction,
-                                  task=task, name=method, kind="baseline",
-                                  team=BASELINE_TEAM)  # fmt: skip
-                    submitted += 1
-    run.notes["baselines"] = submitted
+        raise RuntimeError("example_step needs prepare_step first")
+    method, fraction, task = EXAMPLE
+    sel = select(ds=run.dataset, method=method, fraction=fraction, task=task, seed=0)
+    path = write_selection(sel, Path(run.settings.runs_dir) / "demo-server" / "example.npy")
+    with TdcClient(server.url, server.participant_token) as client:
+        client.submit(path, dataset=run.dataset.spec.name, fraction=fraction, task=task,
+                      name=f"example ({method})")  # fmt: skip
+    run.notes["example"] = 1
 
 
 def _worker(
@@ -206,7 +250,8 @@ def oracle_step(run: DemoRun) -> None:
 
 LOOP_STEPS: list[tuple[str, Step]] = [
     ("server", server_step),
-    ("baselines", baselines_step),
+    ("references", references_step),
+    ("example", example_step),
     ("evaluate", evaluate_step),
     ("oracle", oracle_step),
 ]
@@ -220,11 +265,12 @@ def serve_until_interrupted(run: DemoRun) -> None:
     server: DemoServer = run.notes["server"]
     report = run.notes.get("evaluated")
     if report is not None:
-        typer.echo(f"baselines: {run.notes.get('baselines', 0)} submitted, {report.scored} "
-                   f"scored, {report.failed_user + report.failed_infra} failed")  # fmt: skip
+        typer.echo(f"reference rows: {run.notes.get('references', 0)} posted; submissions: "
+                   f"{report.scored} scored, {report.failed_user + report.failed_infra} "
+                   "failed")  # fmt: skip
     typer.echo(f"\nleaderboard: {server.url}/   (Ctrl-C to stop)")
     typer.echo("submit your own subset (it is evaluated here within seconds), e.g.:")
-    typer.echo("  tdc-harness baseline image_alignment -d demo -f 0.1 -t test1 -o my_subset.npy")
+    typer.echo("  tdc-harness baseline image_based -d demo -f 0.1 -t test1 -o my_subset.npy")
     typer.echo(f"  TDC_TOKEN={server.participant_token} tdc-submit my_subset.npy --dataset demo "
                f"--fraction 0.1 --task test1 --server {server.url} --wait")  # fmt: skip
     stop = threading.Event()

@@ -1,12 +1,15 @@
-"""Reference rows without a subset file: an organizer records the train-on-query oracle.
+"""Reference rows without a subset file: the train-on-query oracle, seed-averaged baselines.
 
     recorded = record_references(db=db, ctx=ctx, principal=p,
                                  post=ReferencePost(results=oracle_results))
     recorded.submissions[0].kind, recorded.created          # "oracle", 2
 
 An oracle trains on each task's query split, so there is no subset to upload, claim and
-evaluate: its :class:`EvalResult` s arrive already scored. Each becomes a ``Submission`` row
-of ``kind="oracle"`` created in state ``scored`` (event ``reference``, through
+evaluate; a baseline averaged over selection seeds (``harness.references``) has several
+subsets, one per seed, and its manifest's ``selection`` record names them (a baseline
+reference without one is refused). Their :class:`EvalResult` s arrive already scored. Each
+becomes a ``Submission`` row of the post's kind created in state ``scored`` (event
+``reference``, through
 ``server.services.transitions``), with its evaluation and task scores, so the boards show it
 as they show any reference: flagged, never ranked (``leaderboard.ranking``).
 
@@ -49,7 +52,7 @@ def record_references(
 ) -> ReferencesRecorded:
     """Record every result of ``post`` as a scored reference row (all or none)."""
     principal.require_organizer()
-    results = [checked(ctx=ctx, result=r) for r in post.results]
+    results = [checked(ctx=ctx, result=r, kind=post.kind) for r in post.results]
     owner = get_or_create_team(db=db, name=post.team)
     try:
         return _write(db, ctx, principal, post, results, owner)
@@ -58,7 +61,7 @@ def record_references(
         return _write(db, ctx, principal, post, results, owner)
 
 
-def checked(*, ctx: ServerContext, result: EvalResult) -> EvalResult:
+def checked(*, ctx: ServerContext, result: EvalResult, kind: str = "oracle") -> EvalResult:
     """``result`` with the dataset's canonical fraction; 422 unless it fits the benchmark."""
     spec = ctx.catalog.spec(result.dataset)
     try:
@@ -74,6 +77,8 @@ def checked(*, ctx: ServerContext, result: EvalResult) -> EvalResult:
     m = result.manifest
     if (m.dataset, m.recipe) != (result.dataset, result.recipe):
         problems.append(f"the manifest is of {m.dataset}/{m.recipe}")
+    if kind == "baseline" and m.selection is None:
+        problems.append("a baseline reference needs the manifest's selection record")
     expected = {result.task} if result.task else set(spec.task_names())
     got = [t.task for t in result.tasks]
     if set(got) != expected or len(got) != len(set(got)):

@@ -173,3 +173,41 @@ def test_demo_loop_oracle_step_posts_each_fraction_once(
         assert {f: on[f] for f in FRACTIONS} == {f: ["oracle"] for f in FRACTIONS}
     finally:
         live.server.stop()
+
+
+def test_a_baseline_reference_needs_its_selection_record(
+    client: TestClient, tokens: dict[str, str]
+) -> None:
+    r = _post(client, tokens["ops"], [_oracle("test1", 0.9)], kind="baseline", team="baselines")
+    assert r.status_code == 422 and "selection record" in r.text
+
+
+def test_demo_loop_references_step_posts_seed_averaged_rows_once(
+    demo_dataset: Dataset, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from harness.cli.demo import DemoRun
+    from harness.cli.demo_loop import references_step
+    from harness.settings import HarnessSettings
+
+    live = start_live(tmp_path, demo_dataset, teams={"ops": "organizer"})
+    try:
+        settings = HarnessSettings(data_root=demo_dataset.dir.root.parent, runs_dir=tmp_path)
+        run = DemoRun(settings=settings, dataset=demo_dataset)
+        run.notes["server"] = SimpleNamespace(url=live.url, organizer_token=live.tokens["ops"])
+        references_step(run)
+        assert run.notes["references"] > 0
+        references_step(run)  # a rerun trains nothing new and adds no row
+        assert run.notes["references"] == 0
+        with TdcClient(live.url, None) as api:
+            (board,) = api.leaderboard("demo", fraction=0.1)["boards"]
+        entries = {e["label"]: e for e in board["entries"]}
+        assert {e["kind"] for e in entries.values()} == {"baseline"}
+        assert {"clip_score", "clip_score · captions=label", "tsds", "match_dist"} <= set(entries)
+        assert "match_label (= random_filter on test1, test4)" in entries  # all 10 classes
+        cell = entries["random_filter"]["tasks"]["test1"]
+        assert cell["n_seeds"] == 3 and cell["std"] > 0
+        assert entries["clip_score"]["tasks"]["test1"]["n_seeds"] == 1  # one subset, one row
+    finally:
+        live.server.stop()
