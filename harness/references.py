@@ -7,6 +7,9 @@
     scored.result                    # one EvalResult: per task, one entry per selection seed
     scored.result.manifest.selection # method, all params, seeds, each seed's subset sha256
     rows = merge_identical([a, b])   # byte-identical subsets: one entry, named for both
+    rows = score_references(ds=ds, recipe=recipe, refs=[ref, ...], fractions=(0.05, 0.1),
+                            baselines=config, store=store)   # every cell, merged
+    for label, results in by_label(rows).items(): client.post_references(results, ...)
 
 A stochastic method's score moves with its selection seed (by ±0.1 on the demo at 10%), so
 a reference row is the mean and std over selection seeds, each seed's value the mean over
@@ -146,6 +149,37 @@ def _combine_task(results: Sequence[TaskResult], seeds: Sequence[int]) -> TaskRe
     return results[0].model_copy(
         update={"seeds": entries, "mean": mean, "std": std, "query_mean": query_mean}
     )
+
+
+def score_references(
+    *,
+    ds: Dataset,
+    recipe: RecipeSpec,
+    refs: Sequence[Reference],
+    fractions: Sequence[float],
+    seeds: Sequence[int] = SELECTION_SEEDS,
+    baselines: BaselinesConfig,
+    store: ResultsStore | None = None,
+) -> list[ScoredReference]:
+    """Every reference on every fraction (task-aware methods on every task), merged by
+    :func:`merge_identical`."""
+    rows = []
+    for ref in refs:
+        needs_task = baselines.method(ref.method).needs_query
+        for fraction in fractions:
+            for task in ds.spec.task_names() if needs_task else [None]:
+                rows.append(score_reference(ds=ds, recipe=recipe, ref=ref, fraction=fraction,
+                                            task=task, seeds=seeds, baselines=baselines,
+                                            store=store))  # fmt: skip
+    return merge_identical(rows)
+
+
+def by_label(rows: Sequence[ScoredReference]) -> dict[str, list[EvalResult]]:
+    """The results to post, one list (one ``ReferencePost``) per board label."""
+    out: dict[str, list[EvalResult]] = {}
+    for r in rows:
+        out.setdefault(r.label, []).append(r.result)
+    return out
 
 
 def merge_identical(rows: Sequence[ScoredReference]) -> list[ScoredReference]:

@@ -45,9 +45,7 @@ from submissions.errors import ConfigError
 if TYPE_CHECKING:
     from harness.cli.demo import DemoRun, Step
     from harness.dispatch.worker import Worker
-    from harness.references import ScoredReference
     from submissions.client import TdcClient
-    from submissions.schemas import EvalResult
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +152,7 @@ def references_step(run: DemoRun) -> None:
     """Score the reference methods over selection seeds and post them as team ``baselines``
     (``harness.references``: mean and std over seeds, byte-identical subsets merged)."""
     from harness.cli import common
-    from harness.references import Reference, merge_identical, score_reference
+    from harness.references import Reference, by_label, score_references
     from harness.selection.config import load_baselines
     from harness.store import ResultsStore
     from submissions.client import TdcClient
@@ -165,29 +163,17 @@ def references_step(run: DemoRun) -> None:
         raise RuntimeError("references_step needs prepare_step first")
     s = run.settings
     baselines = load_baselines(s.configs_dir)
-    recipe = common.specs(s).recipe(ds.spec.default_recipe)
-    store = ResultsStore(s.runs_dir)
-    rows = []
-    for method, params in REFERENCES:
-        ref = Reference.of(method, params, baselines=baselines)
-        scopes = ds.spec.task_names() if baselines.method(method).needs_query else [None]
-        rows += [score_reference(ds=ds, recipe=recipe, ref=ref, fraction=f, task=t,
-                                 baselines=baselines, store=store)
-                 for f in FRACTIONS for t in scopes]  # fmt: skip
+    refs = [Reference.of(m, p, baselines=baselines) for m, p in REFERENCES]
+    rows = score_references(ds=ds, recipe=common.specs(s).recipe(ds.spec.default_recipe),
+                            refs=refs, fractions=FRACTIONS, baselines=baselines,
+                            store=ResultsStore(s.runs_dir))  # fmt: skip
     created = 0
     with TdcClient(server.url, server.organizer_token) as client:
-        for label, results in _by_label(merge_identical(rows)).items():
+        for label, results in by_label(rows).items():
             recorded = client.post_references(results, kind="baseline", team=BASELINE_TEAM,
                                               name=label)  # fmt: skip
             created += recorded.created
     run.notes["references"] = created
-
-
-def _by_label(rows: list[ScoredReference]) -> dict[str, list[EvalResult]]:
-    out: dict[str, list[EvalResult]] = {}
-    for r in rows:
-        out.setdefault(r.label, []).append(r.result)
-    return out
 
 
 def example_step(run: DemoRun) -> None:

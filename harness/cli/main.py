@@ -56,6 +56,7 @@ COMMAND_MODULES = (
     "harness.cli.evaluate",
     "harness.cli.report",
     "harness.cli.oracle",
+    "harness.cli.references",
     "harness.cli.sweep",
     "harness.cli.tune",
 )
