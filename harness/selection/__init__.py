@@ -1,4 +1,4 @@
-"""Selection baselines: twelve methods behind one registry and one signature.
+"""Selection baselines: every method of configs/baselines.yaml behind one registry and signature.
 
     from harness.selection import select, write_selection
     out = select(ds=ds, method="tsds", fraction=0.1, task="test1", seed=0)

@@ -5,10 +5,17 @@
     q = ctx.query("text_nolabel")          # (m, d) query-set caption embeddings
     s = ctx.pool("clip_score_nolabel")     # (n,) image-caption similarity
     y, yq = ctx.pool("label"), ctx.query("label")
+    paths = ctx.pool("path")               # (n,) str: absolute image file paths, pool order
     ctx.progress("k-means", 3, 20)         # logging-friendly progress callback
 
     # benchmarks and unit tests: plain arrays, no files
     ctx = SelectionContext.from_arrays(pool={"image": x}, query={"image": q})
+    ctx = SelectionContext.from_arrays(pool={"path": p, "label": y}, query={"path": q, "label": z})
+
+Every kind is one array aligned to the split's rows, whatever its source: ``label`` and
+``path`` come from the split table (``path`` = the dataset's image root / ``filename``, made
+absolute), every other kind from the embedding set. Methods that train on pixels
+(``gradmatch``) read ``path``; ``from_arrays`` callers pass it like any other array.
 
 Arrays are cached per context, so methods that combine features load each once. A query
 array requested without a task fails with a ConfigError that names the method's need.
@@ -71,6 +78,9 @@ class SelectionContext:
         def split_array(split: str, kind: str) -> npt.NDArray[np.generic]:
             if kind == "label":
                 return ds.split(split)["label"].to_numpy()
+            if kind == "path":
+                root = ds.image_root.absolute()
+                return np.array([str(root / str(f)) for f in ds.split(split)["filename"]])
             return ds.embeddings(split, kind)
 
         return cls(
@@ -118,7 +128,7 @@ class SelectionContext:
         return self._load_query is not None
 
     def pool(self, kind: str) -> npt.NDArray[np.generic]:
-        """A pool array aligned to pool rows: an embedding kind, ``clip_score*`` or ``label``."""
+        """A pool array aligned to pool rows: an embedding kind, clip_score*, label or path."""
         return self._get("pool", kind, self._load_pool)
 
     def query(self, kind: str) -> npt.NDArray[np.generic]:

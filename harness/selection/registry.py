@@ -39,6 +39,7 @@ METHOD_MODULES = (
     "harness.selection.tsds",
     "harness.selection.tsds_entropic",
     "harness.selection.gradmatch",
+    "harness.selection.gradmatch_embedding",
     "harness.selection.labels",
     "harness.selection.zcore",
     "harness.selection.prism",

@@ -59,7 +59,7 @@ def test_list_shows_every_method_and_its_needs(
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.strip()]
     lines = {r[0]: r[1] for r in rows if r[0] in method_names()}  # descriptions may wrap
-    assert len(lines) == 15
+    assert len(lines) == 16
     assert lines["random_filter"] == "no" and lines["image_alignment"] == "yes"
     assert lines["match_dist"] == "labels"
 

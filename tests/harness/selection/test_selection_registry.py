@@ -19,14 +19,14 @@ from harness.selection.faiss_ops import (
     sample_without_replacement,
     top_k,
 )
-from harness.selection.gradmatch import omp_positive
+from harness.selection.gradmatch_embedding import omp_positive
 from harness.selection.labels import allocate
 from harness.selection.registry import SelectionOutput, check_params, param_defaults
 from harness.selection.tsds_entropic import transport_mass
 from harness.settings import default_configs_dir
 from submissions.errors import ConfigError, UnknownName
 
-FIFTEEN = {
+SIXTEEN = {
     "no_filter",
     "random_filter",
     "clip_score",
@@ -37,6 +37,7 @@ FIFTEEN = {
     "text_alignment",
     "tsds",
     "gradmatch",
+    "gradmatch_embedding",
     "match_label",
     "match_dist",
     "zcore",
@@ -53,11 +54,11 @@ def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
 # --- registry and config ---------------------------------------------------------------------
 
 
-def test_all_fifteen_methods_are_registered_and_configured() -> None:
-    assert set(method_names()) == FIFTEEN
+def test_all_sixteen_methods_are_registered_and_configured() -> None:
+    assert set(method_names()) == SIXTEEN
     config = load_baselines(default_configs_dir())
-    assert set(config.names()) == FIFTEEN
-    for name in FIFTEEN:
+    assert set(config.names()) == SIXTEEN
+    for name in SIXTEEN:
         config.method(name).resolved_params()  # every shipped param set validates
 
 
@@ -254,7 +255,7 @@ def test_tsds_entropic_diversity_draws_fewer_duplicates() -> None:
     assert dup_count(1.0) <= 12
 
 
-def test_gradmatch_fills_the_budget_and_reports_what_omp_chose() -> None:
+def test_gradmatch_embedding_fills_the_budget_and_reports_what_omp_chose() -> None:
     rng = np.random.default_rng(7)
     x, q, _ = shifted_pool(rng)
     labels = rng.integers(0, 3, size=1000)
@@ -262,7 +263,7 @@ def test_gradmatch_fills_the_budget_and_reports_what_omp_chose() -> None:
         pool={"image": x, "label": labels},
         query={"image": q, "label": rng.integers(0, 3, size=40)},
     )
-    out = run_selector(ctx, "gradmatch", 120, seed=0, params={"max_atoms": 250})
+    out = run_selector(ctx, "gradmatch_embedding", 120, seed=0, params={"max_atoms": 250})
     assert out.size == 120
     assert out.metadata["batch_size"] == 4 and out.metadata["atoms"] == 250
     assert out.metadata["natural_size"] + out.metadata["filled"] == 120
