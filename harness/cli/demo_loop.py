@@ -59,6 +59,7 @@ REFERENCES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("match_label", {}),
     ("match_dist", {}),
     ("tsds", {}),
+    ("zcore", {}),
 )
 EXAMPLE = ("text_alignment", 0.1, "test1")  # the participant subset the demo submits
 FRACTIONS = (0.05, 0.1)

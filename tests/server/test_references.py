@@ -204,7 +204,9 @@ def test_demo_loop_references_step_posts_seed_averaged_rows_once(
             (board,) = api.leaderboard("demo", fraction=0.1)["boards"]
         entries = {e["label"]: e for e in board["entries"]}
         assert {e["kind"] for e in entries.values()} == {"baseline"}
-        assert {"clip_score", "clip_score · captions=label", "tsds", "match_dist"} <= set(entries)
+        assert {"clip_score", "clip_score · captions=label", "tsds", "match_dist", "zcore"} <= set(
+            entries
+        )
         assert "match_label (= random_filter on test1, test4)" in entries  # all 10 classes
         cell = entries["random_filter"]["tasks"]["test1"]
         assert cell["n_seeds"] == 3 and cell["std"] > 0
