@@ -1,6 +1,6 @@
 """Detection boxes from YOLO label files beside the images, into the ``boxes`` column.
 
-    add_yolo_boxes(df, image_root=Path("/data/fish"), where="FishDetection/train")
+    add_yolo_boxes(df, image_root=source_dir / "images", where="FishDetection/train")
     df["boxes"]   # JSON [[cls, cx, cy, w, h], ...] per image; df["label"]: largest box's class
 
 A label file is found as ultralytics finds it (the image path with its last ``images``

@@ -1,7 +1,7 @@
 """Images referenced where they are: every named file checked, never copied.
 
-    record = check_images(Path("/data/iWildCam/train"), df["filename"])
-    record   # {"root": "/data/iWildCam/train", "files": 129809, "bytes": ..., "stat_sha256": ...}
+    record = check_images(research_root / "iWildCam" / "train", df["filename"])
+    record   # {"root": ".../iWildCam/train", "files": 129809, "bytes": ..., "stat_sha256": ...}
 
 A prepared dataset whose images live outside it records their root in its manifest
 (``image_root``); :attr:`harness.datasets.Dataset.image_root` reads it. The record's checksum

@@ -1,7 +1,7 @@
 """One way every table-based source becomes a prepared dataset: research layout, CSV release.
 
     build_from_tables(spec, out=scratch, raw={"train": df, "val1": q1, ...},
-                      image_root=Path("/data/iWildCam/train"), options=options,
+                      image_root=research_root / "iWildCam" / "train", options=options,
                       extra={"research": {...}})
 
 Converts the tables (:mod:`harness.datasets.tables`), checks every image under the external

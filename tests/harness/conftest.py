@@ -29,7 +29,6 @@ reason.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +38,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.infra.ci import unavailable
 from tests.infra.slurm_cluster import SlurmCluster, SlurmUnavailable
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 DIM = 12
 CLASS_IDS = {0: "zebra", 2: "elephant", 5: "impala"}
@@ -200,7 +198,5 @@ def _slurm_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCl
 def slurm(_slurm_session: SlurmCluster | str) -> SlurmCluster:
     """The session's SLURM cluster (started once, stopped by PID file at the end)."""
     if isinstance(_slurm_session, str):
-        if IN_CI:
-            pytest.fail(f"SLURM unavailable: {_slurm_session} (required in CI)")
-        pytest.skip(f"SLURM unavailable: {_slurm_session}")
+        unavailable(f"SLURM unavailable: {_slurm_session}")
     return _slurm_session

@@ -10,7 +10,6 @@ run. The flags keep Chromium from calling home (INFRA-NOTES.md).
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
+from tests.infra.ci import unavailable
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -31,7 +30,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path("test-artifacts") / "browser"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def chromium_path() -> str:
@@ -48,9 +46,7 @@ def chromium_path() -> str:
         except ImportError:
             reason = "the playwright Python package is not installed"
     if reason:
-        if IN_CI:
-            pytest.fail(f"{reason} (required in CI)")
-        pytest.skip(reason)
+        unavailable(reason)
     assert path is not None
     return path
 

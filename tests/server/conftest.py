@@ -9,7 +9,6 @@ PostgreSQL: in CI (CI=true) a missing server fails the run; elsewhere those test
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,21 +25,13 @@ from server.app import create_app
 from server.db import create_schema, make_engine, migrate
 from server.services.auth import create_team, issue_token
 from server.settings import Settings
+from tests.infra.ci import unavailable
 from tests.infra.postgres import PostgresCluster, PostgresUnavailable
 from tests.server.helpers import write_configs
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def unavailable(reason: str) -> None:
-    """Fail in CI (the component must be there), skip with the reason elsewhere."""
-    if IN_CI:
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

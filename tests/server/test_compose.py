@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.conftest import unavailable
+from tests.infra.ci import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"TDC_DB_PASSWORD": "pw", "TDC_ORGANIZER_TOKEN": "tdc_x"}

@@ -15,8 +15,8 @@ from sqlmodel import SQLModel
 
 from server import models  # noqa: F401  (the tables)
 from server.db import alembic_config, make_engine, migrate
+from tests.infra.ci import unavailable
 from tests.infra.postgres import PostgresCluster
-from tests.server.conftest import unavailable
 
 
 @pytest.fixture(params=["sqlite-file", pytest.param("postgres", marks=pytest.mark.postgres)])
