@@ -80,8 +80,10 @@ class EmbeddingsSpec(Frozen):
     @model_validator(mode="after")
     def _default_declared(self) -> EmbeddingsSpec:
         for name in self.sets:
-            if not SET_NAME.match(name):
-                raise ValueError(f"set name {name!r}: letters, digits, '.', '_' or '-' only")
+            try:
+                check_set_name(name)
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
         if self.default not in self.sets:
             raise ValueError(f"default set {self.default!r} is not among {sorted(self.sets)}")
         return self

@@ -36,7 +36,6 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.embed.sets import read_manifest
 from harness.recipes.registry import get_kind
 from submissions.schemas import Manifest
 
@@ -92,10 +91,7 @@ class ScoreKeys:
         computed unless given (a planner asks for thousands)."""
         embedding = NO_EMBEDDING
         if get_kind(recipe.kind).uses_embeddings:
-            if fingerprint is None:
-                manifest = read_manifest(ds.dir.embedding_set(ds.set_name)) or {}
-                fingerprint = str(manifest.get("fingerprint", "unknown"))
-            embedding = fingerprint
+            embedding = fingerprint or ds.set_fingerprint() or "unknown"
         return cls(
             ds.manifest_hash(), embedding, subset_sha256, recipe_hash or recipe.config_hash()
         )

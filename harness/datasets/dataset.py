@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 # Kinds an embedder may write: image (required, unit rows), captions with and without the
 # label (unit rows), image_raw (imported research features as they were, not normalised).
-EMBEDDING_KINDS = ("image", "text", "text_nolabel")
 UNIT_KINDS = ("image", "text", "text_nolabel")
 RAW_KINDS = ("image_raw",)
 
@@ -63,6 +62,13 @@ class SetDir:
 
     def uids_path(self, split: str) -> Path:
         return self.root / split / "uids.npy"
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The set's ``manifest.json``; None when there is none."""
+        if not self.manifest_path.is_file():
+            return None
+        data: dict[str, Any] = json.loads(self.manifest_path.read_text())
+        return data
 
 
 @dataclass(frozen=True)
@@ -188,11 +194,9 @@ class Dataset:
         return arr
 
     def _set_hint(self, kind: str) -> str:
-        sd = self.dir.embedding_set(self.set_name)
-        if sd.manifest_path.is_file():
-            kinds = json.loads(sd.manifest_path.read_text()).get("kinds")
-            if kinds and kind not in kinds:
-                return f"the set has only {', '.join(kinds)}; choose another --embeddings set"
+        kinds = (self.dir.embedding_set(self.set_name).read_manifest() or {}).get("kinds")
+        if kinds and kind not in kinds:
+            return f"the set has only {', '.join(kinds)}; choose another --embeddings set"
         return f"run `tdc-harness embed {self.spec.name} --set {self.set_name}`"
 
     def uid_index(self) -> UidIndex:
@@ -208,10 +212,18 @@ class Dataset:
     def _manifest_hash(self) -> str:  # read once per handle, as ``manifest`` is
         return hashlib.sha256(self.dir.manifest_path.read_bytes()).hexdigest()[:16]
 
+    def set_fingerprint(self) -> str | None:
+        """The fingerprint of this handle's embedding set (:attr:`set_name`); None while the
+        set has no manifest."""
+        return self._set_fingerprint
+
+    @cached_property
+    def _set_fingerprint(self) -> str | None:  # read once per handle, as ``manifest`` is
+        manifest = self.dir.embedding_set(self.set_name).read_manifest() or {}
+        return None if manifest.get("fingerprint") is None else str(manifest["fingerprint"])
+
     def set_record(self) -> tuple[str, str] | None:
         """(set name, fingerprint) of the embedding set this handle has read, else None."""
         if not self.set_used:
             return None
-        path = self.dir.embedding_set(self.set_name).manifest_path
-        data = json.loads(path.read_text()) if path.is_file() else {}
-        return self.set_name, str(data.get("fingerprint", "unknown"))
+        return self.set_name, self.set_fingerprint() or "unknown"

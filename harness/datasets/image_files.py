@@ -11,12 +11,12 @@ longer than the whole import), so a re-release with changed files still changes 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from harness.datasets.preparers import combined_checksum
 from submissions.errors import ConfigError, DataNotFound
 
 SHOW = 10  # missing files named in the message
@@ -49,12 +49,9 @@ def check_images(root: Path, filenames: Iterable[str]) -> dict[str, Any]:
             f"{len(missing)} of {len(sizes) + len(missing)} images named in the tables are "
             f"missing under {root}, e.g. {', '.join(missing[:SHOW])}"
         )
-    h = hashlib.sha256()
-    for name in sorted(sizes):
-        h.update(f"{name}\t{sizes[name]}\n".encode())
     return {
         "root": str(root),
         "files": len(sizes),
         "bytes": sum(sizes.values()),
-        "stat_sha256": h.hexdigest(),
+        "stat_sha256": combined_checksum({n: str(size) for n, size in sizes.items()})["sha256"],
     }

@@ -39,7 +39,6 @@ class ResearchEntry(BaseModel):
 
     csv_root_path: str | None = None
     img_root_path: str | None = None
-    task_list: list[str] = Field(default_factory=list)
     training_task: str | None = None
     FILEPATHS: dict[str, str] = Field(default_factory=dict)
 

@@ -12,13 +12,10 @@ tables, no arrays), so listing every dataset stays instant however large they ar
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict
 
-from harness.datasets.dataset import DatasetDir
+from harness.datasets.dataset import Dataset
+from harness.datasets.preparers import dataset_dir
 from harness.settings import HarnessSettings
 from harness.specs import DatasetSpec
 
@@ -73,19 +70,13 @@ class DatasetStatus(_Model):
     fractions: tuple[FractionBudget, ...]
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
-
-
 def dataset_status(*, spec: DatasetSpec, settings: HarnessSettings) -> DatasetStatus:
     """The spec plus what is on disk under the data root."""
-    ddir = DatasetDir(Path(settings.data_root) / spec.path)
-    manifest = _read(ddir.manifest_path) or {}
+    ddir = dataset_dir(spec, settings)
+    ds = Dataset(spec=spec, dir=ddir) if ddir.is_prepared() else None
+    manifest = ds.manifest if ds else {}
     rows = {k: int(v["rows"]) for k, v in manifest.get("splits", {}).items()}
-    sets = _sets(spec, settings) if ddir.is_prepared() else ()
+    sets = _sets(ds) if ds else ()
     default = next((s for s in sets if s.default and s.state == "ok"), None)
     pool_size = rows.get(spec.pool)
     return DatasetStatus(
@@ -93,7 +84,7 @@ def dataset_status(*, spec: DatasetSpec, settings: HarnessSettings) -> DatasetSt
         task_type=spec.task_type,
         description=spec.description,
         path=spec.path,
-        prepared=ddir.is_prepared(),
+        prepared=ds is not None,
         pool=spec.pool,
         pool_size=pool_size,
         embedded=default is not None,
@@ -125,12 +116,10 @@ def dataset_status(*, spec: DatasetSpec, settings: HarnessSettings) -> DatasetSt
     )
 
 
-def _sets(spec: DatasetSpec, settings: HarnessSettings) -> tuple[SetStatus, ...]:
-    from harness.datasets.dataset import Dataset
+def _sets(ds: Dataset) -> tuple[SetStatus, ...]:
     from harness.embed.sets import list_sets
 
-    ds = Dataset.open(spec, data_root=settings.data_root)
-    default = spec.embeddings.default if spec.embeddings else None
+    default = ds.spec.embeddings.default if ds.spec.embeddings else None
     return tuple(
         SetStatus(
             name=s.name,

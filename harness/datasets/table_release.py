@@ -39,8 +39,8 @@ def build_from_tables(
     image_root: Path,
     options: PrepareOptions,
     extra: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Write the prepared dataset into ``out``; returns the manifest."""
+) -> None:
+    """Write the prepared dataset (splits and manifest) into ``out``."""
     splits, notes = convert_tables(spec, raw, on_missing_label=options.on_missing_label)
     images = check_images(image_root, (f for df in splits.values() for f in df["filename"]))
     if spec.task_type == "detection":
@@ -55,9 +55,8 @@ def build_from_tables(
         "content_sha256": content_checksums(splits),
         **notes,
     }
-    manifest = write_splits(out, splits, dataset_version=spec.version, extra=manifest_extra)
+    write_splits(out, splits, dataset_version=spec.version, extra=manifest_extra)
     log.info("%s: %s", spec.name, {k: len(v) for k, v in splits.items()})
-    return manifest
 
 
 def _boxes(spec: DatasetSpec, splits: Mapping[str, pd.DataFrame], root: Path) -> dict[str, int]:

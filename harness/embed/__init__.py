@@ -35,7 +35,7 @@ from harness.embed.sets import (
     finish_set,
     head_of,
     identity,
-    read_manifest,
+    same_set,
     start_building,
     validated_params,
 )
@@ -91,15 +91,10 @@ def embed_dataset(
     # Checkpoints are resolved (and hashed) before any work: a missing one changes nothing.
     ident = identity(es.embedder, params, entry.weights(params, settings))
     head = head_of(ds, name, ident)
-    current = read_manifest(ds.dir.embedding_set(name))
-    if not force and current is not None and _same(current, head):
+    current = ds.dir.embedding_set(name).read_manifest()
+    if not force and same_set(current, head) and current.get("status") == "complete":
         log.info("embedding set %s of %s is up to date", name, ds.spec.name)
         return current
     sdir = start_building(ds.dir, name, head)
     details = entry.fn(ds, params=params, store=EmbeddingStore(sdir), settings=settings)
     return finish_set(ds, sdir, {**head, "details": details})
-
-
-def _same(manifest: dict[str, Any], head: dict[str, Any]) -> bool:
-    keys = ("fingerprint", "dataset_manifest")
-    return manifest.get("status") == "complete" and all(manifest.get(k) == head[k] for k in keys)

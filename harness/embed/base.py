@@ -112,13 +112,6 @@ class EmbeddingStore:
     def root(self) -> Path:
         return self.sdir.root
 
-    def manifest(self) -> dict[str, Any] | None:
-        path = self.sdir.manifest_path
-        if not path.is_file():
-            return None
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.sdir.manifest_path

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,7 @@ from harness.embed.sets import (
     finish_set,
     head_of,
     identity,
-    read_manifest,
+    same_set,
     start_building,
     validated_params,
 )
@@ -59,17 +59,16 @@ class ImportedParams(BaseModel):
     model: str = Field("", description="what made the vectors, e.g. 'CLIP ViT-B/32 (OpenAI)'")
 
 
-def refuse_compute(params: ImportedParams, settings: Any) -> None:
+def refuse_compute(*args: Any, **kwargs: Any) -> NoReturn:
+    """Both hooks of the ``imported`` embedder (``embed_dataset`` asks for the weights first)."""
     raise ConfigError(
-        f"an `imported` set is brought in, not computed: `tdc-harness embed NAME --import DIR "
-        f"--set SET --format {params.format}`"
+        "an `imported` set is brought in, not computed: `tdc-harness embed NAME --import DIR "
+        "--set SET --format research`"
     )
 
 
-@register("imported", params=ImportedParams, description="files brought in with --import",
-          weights=refuse_compute)  # fmt: skip
-def embed_imported(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    raise ConfigError("an `imported` set is brought in with --import, not computed")
+register("imported", params=ImportedParams, description="files brought in with --import",
+         weights=refuse_compute)(refuse_compute)  # fmt: skip
 
 
 def npz_path(source: Path, split: str) -> Path:
@@ -101,9 +100,8 @@ def import_research_set(
     digests = {p.name: sha256_file(p) for p in files.values()}
     weights = combined_checksum(digests)["sha256"]
     head = head_of(ds, set_name, identity("imported", params, weights))
-    current = read_manifest(ds.dir.embedding_set(set_name))
-    if not force and current and current.get("fingerprint") == head["fingerprint"] \
-            and current.get("dataset_manifest") == head["dataset_manifest"]:  # fmt: skip
+    current = ds.dir.embedding_set(set_name).read_manifest()
+    if not force and same_set(current, head):
         log.info("embedding set %s of %s is already these files", set_name, ds.spec.name)
         return current
     if trust_pickle:

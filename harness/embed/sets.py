@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy.typing as npt
 from pydantic import BaseModel
@@ -72,11 +72,11 @@ class SetInfo:
         return list(self.manifest.get("kinds", []))
 
 
-def read_manifest(sdir: SetDir) -> dict[str, Any] | None:
-    if not sdir.manifest_path.is_file():
-        return None
-    data: dict[str, Any] = json.loads(sdir.manifest_path.read_text())
-    return data
+def same_set(manifest: dict[str, Any] | None, head: dict[str, Any]) -> TypeGuard[dict[str, Any]]:
+    """True when ``manifest`` is of the set ``head`` describes (:func:`head_of`): the same
+    identity, made for the same preparation of the dataset."""
+    keys = ("fingerprint", "dataset_manifest")
+    return manifest is not None and all(manifest.get(k) == head[k] for k in keys)
 
 
 def declared_identity(spec: DatasetSpec, name: str) -> tuple[str, dict[str, Any]] | None:
@@ -123,7 +123,7 @@ def list_sets(ds: Dataset) -> list[SetInfo]:
     declared = set(ds.spec.embeddings.sets) if ds.spec.embeddings else set()
     out = []
     for d in dirs:
-        manifest = read_manifest(SetDir(d))
+        manifest = SetDir(d).read_manifest()
         if manifest is not None:
             state = state_of(ds, d.name, manifest)
             out.append(SetInfo(d.name, manifest, d.name in declared, state))
@@ -133,14 +133,14 @@ def list_sets(ds: Dataset) -> list[SetInfo]:
 
 def set_ready(ds: Dataset) -> bool:
     """True when the set ``ds`` reads is published and complete (usable or not)."""
-    manifest = read_manifest(ds.dir.embedding_set(ds.set_name))
+    manifest = ds.dir.embedding_set(ds.set_name).read_manifest()
     return manifest is not None and manifest.get("status") == "complete"
 
 
 def check_set(ds: Dataset) -> SetInfo:
     """The set ``ds`` reads, if it may be used; a TdcError that says how to fix it if not."""
     name = ds.set_name
-    manifest = read_manifest(ds.dir.embedding_set(name))
+    manifest = ds.dir.embedding_set(name).read_manifest()
     spec = ds.spec
     if manifest is None:
         here = ", ".join(s.name for s in list_sets(ds)) or "none"
@@ -191,7 +191,7 @@ def publish(ddir: DatasetDir, name: str) -> str | None:
     src, dst = building_dir(ddir, name).root, ddir.embedding_set(name).root
     kept = None
     if dst.exists():
-        old = read_manifest(SetDir(dst)) or {}
+        old = SetDir(dst).read_manifest() or {}
         aside = dst.with_name(f"{name}@{old.get('fingerprint', 'unknown')}")
         while aside.exists():
             aside = aside.with_name(aside.name + "+")
@@ -207,14 +207,9 @@ def publish(ddir: DatasetDir, name: str) -> str | None:
 def start_building(ddir: DatasetDir, name: str, head: dict[str, Any]) -> SetDir:
     """The scratch dir for set ``name``: resumed when it was building the same thing."""
     sdir = building_dir(ddir, name)
-    old = read_manifest(sdir)
-    same = old is not None and all(
-        old.get(k) == head[k] for k in ("fingerprint", "dataset_manifest")
-    )
-    if sdir.root.exists() and not same:
+    if sdir.root.exists() and not same_set(sdir.read_manifest(), head):
         shutil.rmtree(sdir.root)  # an unfinished build of something else: this command's own
-    sdir.root.mkdir(parents=True, exist_ok=True)
-    (sdir.root / "manifest.json").write_text(json.dumps({**head, "status": "building"}, indent=2))
+    EmbeddingStore(sdir).write_manifest({**head, "status": "building"})
     return sdir
 
 
@@ -268,7 +263,8 @@ def write_set(
     ident: dict[str, Any],
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Publish set ``name`` from in-memory arrays ({split: {kind: rows}}); test data, imports."""
+    """Publish set ``name`` from in-memory arrays ({split: {kind: rows}}), e.g. test data;
+    returns its manifest."""
     head = head_of(ds, name, ident)
     store = EmbeddingStore(start_building(ds.dir, name, head))
     for split in ds.spec.split_names():

@@ -109,11 +109,9 @@ def train(*, ctx: TrainContext, seed: int) -> LinearPredictor:
 
 def features(x: npt.NDArray[Any], *, normalize: bool) -> npt.NDArray[np.float32]:
     """Rows as float32, scaled to unit length when ``normalize`` (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    if not normalize:
-        return x
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, np.float32(1e-12))
+    from harness.embed.base import l2_normalise  # not at import: it loads the embed package
+
+    return l2_normalise(x) if normalize else np.asarray(x, dtype=np.float32)
 
 
 def subset_features(ctx: TrainContext, kind: str) -> npt.NDArray[Any]:

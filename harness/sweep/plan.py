@@ -25,7 +25,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from harness.datasets import Dataset, DatasetDir
-from harness.embed.sets import read_manifest
 from harness.recipes.registry import get_kind
 from harness.selection import BaselinesConfig
 from harness.settings import HarnessSettings
@@ -104,10 +103,10 @@ class DatasetContext:
         )
         if not ds.dir.is_prepared():
             return cls(ds, NO_EMBEDDING)
-        set_manifest = None
+        fingerprint = None
         if spec.embeddings is not None or embeddings is not None:
-            set_manifest = read_manifest(ds.dir.embedding_set(ds.set_name))
-        return cls(ds, str((set_manifest or {}).get("fingerprint", NO_EMBEDDING)))
+            fingerprint = ds.set_fingerprint()
+        return cls(ds, fingerprint or NO_EMBEDDING)
 
     def manifest_hash(self) -> str:
         return self.ds.manifest_hash() if self.prepared else UNPREPARED
@@ -137,7 +136,8 @@ class SweepPlan:
     selections: dict[str, SelectionJob] = field(default_factory=dict)
     trainings: dict[str, TrainingJob] = field(default_factory=dict)
     experiments: dict[str, list[str]] = field(default_factory=dict)  # name -> training keys
-    contexts: dict[str, DatasetContext] = field(default_factory=dict)
+    # Keyed by (dataset, --embeddings choice): two experiments may read different sets.
+    contexts: dict[tuple[str, str | None], DatasetContext] = field(default_factory=dict)
     _selected: dict[str, SelectionRecord | None] = field(default_factory=dict, repr=False)
 
     def forget(self) -> None:
@@ -161,10 +161,10 @@ class SweepPlan:
 
     def unprepared(self) -> list[str]:
         """Datasets of the plan not prepared under the data root."""
-        return sorted(name for name, ctx in self.contexts.items() if not ctx.prepared)
+        return sorted({name for (name, _), ctx in self.contexts.items() if not ctx.prepared})
 
     def score_keys(self, job: TrainingJob, sha: str) -> list[ScoreKey]:
-        ctx = self.contexts[job.dataset]
+        ctx = self.contexts[job.dataset, job.embeddings]
         keys = ScoreKeys.of(
             ctx.ds, job.recipe, sha, fingerprint=ctx.embedding, recipe_hash=job.recipe_hash
         )
@@ -216,12 +216,11 @@ def plan_sweep(
         variants = _variants(exp, specs, only or Only())
         for dataset in exp.datasets:
             emb = embeddings or exp.embeddings
-            ctx = sweep.contexts.setdefault(
-                dataset,
-                DatasetContext.of(
+            if (dataset, emb) not in sweep.contexts:
+                sweep.contexts[dataset, emb] = DatasetContext.of(
                     specs.dataset(dataset), data_root=paths.data_root, embeddings=emb
-                ),
-            )
+                )
+            ctx = sweep.contexts[dataset, emb]
             for sel in _selections(exp, ctx, baselines, paths, emb, only or Only()):
                 sweep.selections.setdefault(sel.key, sel)
                 for job in _trainings(sel, variants, paths, emb, wandb_project):

@@ -64,7 +64,7 @@ class ResearchDisk:
     sdc_embeddings: Path
 
 
-def _images(root: Path, names: list[str], rng: np.random.Generator) -> None:
+def write_images(root: Path, names: list[str], rng: np.random.Generator) -> None:
     from PIL import Image
 
     for name in names:
@@ -126,7 +126,7 @@ def _iwildcam(root: Path, rng: np.random.Generator) -> tuple[Path, Path, dict[st
         if split == "train":
             df.loc[df["uid"].isin(UNMAPPED), "label"] = np.nan
         df.to_csv(csv_root / file, index=False)
-        _images(img_root, df["filename"].tolist(), rng)
+        write_images(img_root, df["filename"].tolist(), rng)
         x = _features(rng, np.stack([centers[c] for c in ids]))
         _write_embeddings(emb, split, df, x, npy=True)
     return emb, img_root, research_entry(csv_root, img_root, "classification", IWILDCAM_FILES)
@@ -149,7 +149,7 @@ def _self_driving(root: Path, rng: np.random.Generator) -> tuple[Path, dict[str,
             "location": "sf",
         })  # fmt: skip
         df.to_csv(csv_root / file, index=False)
-        _images(img_root, df["filepath"].tolist(), rng)
+        write_images(img_root, df["filepath"].tolist(), rng)
         _write_embeddings(emb, split, df.assign(label=steering),
                           _features(rng, steering[:, None] * direction), npy=False)  # fmt: skip
     return emb, research_entry(csv_root, img_root, "regression", SDC_FILES)

@@ -21,15 +21,7 @@ from harness.datasets.preparers import prepare_dataset
 from harness.settings import HarnessSettings
 from harness.specs import DatasetSpec, ReleaseSpec, load_benchmark
 from submissions.errors import ConfigError
-
-
-def _images(root: Path, names: list[str]) -> None:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for name in names:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)).save(root / name)
+from tests.harness.conftest import write_images
 
 
 def shipped(name: str, **params: Any) -> DatasetSpec:
@@ -66,7 +58,7 @@ def write_iwildcam(root: Path) -> Path:
     pd.DataFrame({"y": [0, 1, 2, 99999], "category_id": [0, 24, 37, 99],
                   "name": ["empty", "zebra", "impala", "unused"]}).to_csv(
         root / "categories.csv", index=False)  # fmt: skip
-    _images(root / "train", meta["filename"].tolist())
+    write_images(root / "train", meta["filename"].tolist(), np.random.default_rng(0))
     return root
 
 
@@ -114,7 +106,8 @@ def write_fmow(root: Path) -> Path:
     pd.DataFrame({"name": list(countries), "alpha-3": list(countries),
                   "region": list(countries.values())}).to_csv(
         root / "country_code_mapping.csv", index=False)  # fmt: skip
-    _images(root, [f"images/rgb_img_{i}.png" for i in range(len(meta))])
+    names = [f"images/rgb_img_{i}.png" for i in range(len(meta))]
+    write_images(root, names, np.random.default_rng(0))
     return root
 
 
@@ -144,12 +137,15 @@ def write_geode(root: Path) -> Path:
             for reg in regions for obj in ("bag", "hand_soap") for i in range(5)]  # fmt: skip
     root.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(root / "index.csv", index=False)
-    _images(root / "images", [r["file_path"] for r in rows])
+    write_images(root / "images", [r["file_path"] for r in rows], np.random.default_rng(0))
     return root
 
 
 def test_geode_index_through_the_cli(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    data_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     release = write_geode(tmp_path / "geode")
     configs = tmp_path / "configs"
@@ -158,11 +154,10 @@ def test_geode_index_through_the_cli(
     raw["datasets"]["GeoDE"]["release"]["params"] |= {"query_size": 2, "test_size": 3}
     (configs / "datasets.yaml").write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("TDC_CONFIGS_DIR", str(configs))
-    monkeypatch.setenv("TDC_DATA_ROOT", str(tmp_path / "data"))
     assert main(["prepare", "GeoDE", "--release", str(release)]) == 0
     assert "release rule: deployment = region (test1: Africa" in capsys.readouterr().out
     spec = load_benchmark(configs).dataset("GeoDE")
-    ds = Dataset.open(spec, data_root=tmp_path / "data")
+    ds = Dataset.open(spec, data_root=data_root)
     assert set(ds.split("val3")["region"]) == {"EastAsia"} and len(ds.split("test3")) == 3
     pool = ds.split("train")
     assert len(pool) == 60 - 4 * 5 and set(pool["region"]) >= {"Europe", "Africa"}

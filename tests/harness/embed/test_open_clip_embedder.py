@@ -13,7 +13,7 @@ import pytest
 
 import harness.embed.clip as clip
 from harness.datasets import Dataset
-from harness.datasets.dataset import EMBEDDING_KINDS, sha256_file
+from harness.datasets.dataset import UNIT_KINDS, sha256_file
 from harness.embed import embed_dataset
 from harness.embed.sets import set_ready
 from harness.settings import HarnessSettings
@@ -73,12 +73,12 @@ def test_tiny_clip_embeds_every_split_and_resumes(
     assert manifest["details"]["random_init"] is True and manifest["status"] == "complete"
     assert manifest["identity"]["weights"] is None
     assert not (ds.dir.root / "embeddings/.building").exists()
-    resumed = {k: ds.embeddings("train", k).copy() for k in EMBEDDING_KINDS}
+    resumed = {k: ds.embeddings("train", k).copy() for k in UNIT_KINDS}
 
     sdir = ds.dir.embedding_set("s")
     for split in ds.spec.split_names():
         assert np.array_equal(np.load(sdir.uids_path(split)), ds.uids(split))
-        for kind in EMBEDDING_KINDS:
+        for kind in UNIT_KINDS:
             x = ds.embeddings(split, kind)
             assert x.shape == (ds.split_size(split), 16)
             np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
@@ -87,7 +87,7 @@ def test_tiny_clip_embeds_every_split_and_resumes(
     calls.clear()
     embed_dataset(ds=ds, settings=settings, force=True)  # a clean run gives the same vectors
     assert sum(calls) == total
-    for kind in EMBEDDING_KINDS:
+    for kind in UNIT_KINDS:
         np.testing.assert_allclose(ds.embeddings("train", kind), resumed[kind], atol=1e-5)
 
 

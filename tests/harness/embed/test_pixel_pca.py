@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.datasets import Dataset
-from harness.datasets.dataset import EMBEDDING_KINDS
+from harness.datasets.dataset import UNIT_KINDS
 from harness.embed import embed_dataset
 from harness.embed.pixel_pca import fit_pca, fit_text_map, tokens
 from harness.embed.sets import set_ready
@@ -25,7 +25,7 @@ def test_demo_embeddings_aligned_and_normalised(demo_dataset: Dataset) -> None:
     for split in ds.spec.split_names():
         uids = np.load(sdir.uids_path(split), allow_pickle=False)
         assert np.array_equal(uids, ds.uids(split))
-        for kind in EMBEDDING_KINDS:
+        for kind in UNIT_KINDS:
             x = ds.embeddings(split, kind)
             assert x.dtype == np.float32 and x.shape == (ds.split_size(split), 64)
             np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
