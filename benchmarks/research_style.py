@@ -162,22 +162,10 @@ def text_based(pool: Floats, query: Floats, *, k: int = 1000, seed: int = 0) -> 
     return centroid_match(pool, query, kmeans_centroids(pool, k=k, seed=seed))
 
 
-def image_clip(
-    pool: Floats,
-    query: Floats,
-    scores: npt.ArrayLike,
-    fraction: float,
-    *,
-    k: int = 1000,
-    seed: int = 0,
-) -> Rows:
-    """``image_clip`` as last routed (``apply_filter_ours.py`` at 8f7fe2f and before, back to
-    16e8dbd): ``load_uids_with_modality_filter(threshold=..., fraction=...)`` accepts the CLIP
-    cut and never uses it, so the rows are ``image_based``'s. At HEAD ``apply_filter`` has no
-    ``image_clip`` branch at all (nor ``image_based`` / ``text_based``): it raises
-    ``ValueError("Unknown args.name ...")``."""
-    del scores, fraction  # ignored by the research function, as here
-    return image_based(pool, query, k=k, seed=seed)
+# ``image_clip`` as last routed (``apply_filter_ours.py`` at 8f7fe2f and before, back to
+# 16e8dbd) is ``image_based``: ``load_uids_with_modality_filter(threshold=..., fraction=...)``
+# accepts the CLIP cut and never uses it. At HEAD ``apply_filter`` has no ``image_clip`` branch
+# at all (nor ``image_based`` / ``text_based``): it raises ``ValueError("Unknown args.name")``.
 
 
 def image_clip_2024(
@@ -237,16 +225,9 @@ def match_dist(
 
 # --- TSDS ----------------------------------------------------------------------------------
 
-# tsds_data/config.yaml as committed in 55c0ad2 (deleted from the tree in 00831bd; the filter
-# still reads it)
-TSDS_CONFIG = {
-    "sample_size": 100,
-    "alpha": 0.5,
-    "C": 5.0,
-    "sigma": 0.75,
-    "max_K": 5000,
-    "kde_K": 1000,
-}
+# The defaults below are tsds_data/config.yaml as committed in 55c0ad2 (sample_size 100,
+# alpha 0.5, C 5, sigma 0.75, max_K 5000, kde_K 1000; deleted from the tree in 00831bd, the
+# filter still reads it).
 
 
 def squared_l2(a: Floats, b: Floats) -> npt.NDArray[np.float64]:

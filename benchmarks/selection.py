@@ -100,13 +100,14 @@ def research_neighbourhoods(pool: Arr, query: Arr, k: int, batch: int = 1024) ->
 def our_tsds_p(
     pool: Arr, query: Arr, ctx: SelectionContext, *, exact_limit: int
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Our TSDS probabilities at the research's parameters; exact densities at any size
-    with a large ``exact_limit`` (the reference both are measured against)."""
-    from harness.selection.tsds import tsds_probabilities
+    """Our TSDS probabilities at the shipped (the research's) parameters; exact densities at
+    any size with a large ``exact_limit`` (the reference both are measured against)."""
+    from harness.selection import load_baselines
+    from harness.selection.tsds import probabilities_for
+    from harness.settings import default_configs_dir
 
-    p, _, info = tsds_probabilities(pool, query, alpha=0.5, C=5.0, sigma=0.75, max_k=5000,
-                                    kde_k=1000, kernel="epanechnikov", exact_limit=exact_limit,
-                                    nprobe=2, ctx=ctx)  # fmt: skip
+    params = load_baselines(default_configs_dir()).method("tsds").resolved_params()
+    p, _, info = probabilities_for(pool, query, params | {"exact_limit": exact_limit}, ctx=ctx)
     return p, info
 
 

@@ -22,10 +22,15 @@ Definitions (as scikit-learn computes them, checked in tests/harness/test_metric
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from submissions.schemas import SeedResult
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,17 @@ def mean_std(values: list[dict[str, float]]) -> tuple[dict[str, float], dict[str
     mean = {k: float(a.mean()) for k, a in arr.items()}
     std = {k: float(a.std(ddof=1)) if len(a) > 1 else 0.0 for k, a in arr.items()}
     return mean, std
+
+
+def seed_summary(
+    seeds: Sequence[SeedResult],
+) -> tuple[dict[str, float], dict[str, float], dict[str, float] | None]:
+    """Mean and std (:func:`mean_std`) of the seeds' test metrics, and the mean of their
+    query-split metrics when every seed has them (else None)."""
+    mean, std = mean_std([s.metrics for s in seeds])
+    queried = [s.query_metrics for s in seeds if s.query_metrics is not None]
+    query_mean = mean_std(queried)[0] if queried and len(queried) == len(seeds) else None
+    return mean, std, query_mean
 
 
 def _check_labels(

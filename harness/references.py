@@ -9,7 +9,7 @@
     rows = merge_identical([a, b])   # byte-identical subsets: one entry, named for both
     rows = score_references(ds=ds, recipe=recipe, refs=[ref, ...], fractions=(0.05, 0.1),
                             baselines=config, store=store)   # every cell, merged
-    for label, results in by_label(rows).items(): client.post_references(results, ...)
+    created, posted = post_rows(client, rows, team="baselines")  # one post per label
 
 A stochastic method's score moves with its selection seed (by ±0.1 on the demo at 10%), so
 a reference row is the mean and std over selection seeds, each seed's value the mean over
@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from harness.metrics import mean_std
+from harness.metrics import seed_summary
 from harness.runner import evaluate_subset
 from harness.selection.api import select
 from harness.selection.config import BaselinesConfig
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from harness.datasets import Dataset
     from harness.specs import RecipeSpec
     from harness.store import ResultsStore
+    from submissions.client import TdcClient
 
 log = logging.getLogger(__name__)
 
@@ -139,16 +140,13 @@ def combine(per_seed: Sequence[EvalResult], record: SelectionRecord) -> EvalResu
 
 
 def _combine_task(results: Sequence[TaskResult], seeds: Sequence[int]) -> TaskResult:
-    entries = []
-    for seed, r in zip(seeds, results, strict=True):
-        query = r.query_mean if r.query_mean is not None else None
-        entries.append(SeedResult(seed=seed, metrics=dict(r.mean), query_metrics=query))
-    mean, std = mean_std([e.metrics for e in entries])
-    queried = [e.query_metrics for e in entries if e.query_metrics is not None]
-    query_mean = mean_std(queried)[0] if len(queried) == len(entries) else None
-    return results[0].model_copy(
-        update={"seeds": entries, "mean": mean, "std": std, "query_mean": query_mean}
-    )
+    entries = [SeedResult(seed=seed, metrics=dict(r.mean), query_metrics=r.query_mean)
+               for seed, r in zip(seeds, results, strict=True)]  # fmt: skip
+    mean, std, query_mean = seed_summary(entries)
+    query_size = results[0].query_size if query_mean is not None else None
+    update = {"seeds": entries, "mean": mean, "std": std, "query_mean": query_mean,
+              "query_size": query_size}  # fmt: skip
+    return results[0].model_copy(update=update)
 
 
 def score_references(
@@ -174,12 +172,17 @@ def score_references(
     return merge_identical(rows)
 
 
-def by_label(rows: Sequence[ScoredReference]) -> dict[str, list[EvalResult]]:
-    """The results to post, one list (one ``ReferencePost``) per board label."""
-    out: dict[str, list[EvalResult]] = {}
+def post_rows(client: TdcClient, rows: Sequence[ScoredReference], *, team: str) -> tuple[int, int]:
+    """Post the rows as unranked baseline reference rows, one post per board label;
+    (rows created, rows posted). Idempotent: a rerun creates none."""
+    labels: dict[str, list[EvalResult]] = {}
     for r in rows:
-        out.setdefault(r.label, []).append(r.result)
-    return out
+        labels.setdefault(r.label, []).append(r.result)
+    created = 0
+    for label, results in labels.items():
+        recorded = client.post_references(results, kind="baseline", team=team, name=label)
+        created += recorded.created
+    return created, len(rows)
 
 
 def merge_identical(rows: Sequence[ScoredReference]) -> list[ScoredReference]:

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from harness.manifest import build_manifest
-from harness.metrics import mean_std
+from harness.metrics import seed_summary
 from harness.recipes.base import LabelSpace, TrainContext
 from harness.recipes.registry import RecipeKind, check_recipe_params, get_kind
 from harness.recipes.scoring import get_scorer
@@ -293,9 +293,7 @@ def _embedding(ds: Dataset, keys: ScoreKeys) -> tuple[str, str] | None:
 
 
 def _task_result(ds: Dataset, t: TaskSpec, seeds: list[SeedResult]) -> TaskResult:
-    mean, std = mean_std([s.metrics for s in seeds])
-    queried = [s.query_metrics for s in seeds if s.query_metrics is not None]
-    query_mean = mean_std(queried)[0] if len(queried) == len(seeds) and queried else None
+    mean, std, query_mean = seed_summary(seeds)
     return TaskResult(
         task=t.name,
         test_size=ds.split_size(t.test),

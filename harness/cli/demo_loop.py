@@ -153,7 +153,7 @@ def references_step(run: DemoRun) -> None:
     """Score the reference methods over selection seeds and post them as team ``baselines``
     (``harness.references``: mean and std over seeds, byte-identical subsets merged)."""
     from harness.cli import common
-    from harness.references import Reference, by_label, score_references
+    from harness.references import Reference, post_rows, score_references
     from harness.selection.config import load_baselines
     from harness.store import ResultsStore
     from submissions.client import TdcClient
@@ -168,13 +168,8 @@ def references_step(run: DemoRun) -> None:
     rows = score_references(ds=ds, recipe=common.specs(s).recipe(ds.spec.default_recipe),
                             refs=refs, fractions=FRACTIONS, baselines=baselines,
                             store=ResultsStore(s.runs_dir))  # fmt: skip
-    created = 0
     with TdcClient(server.url, server.organizer_token) as client:
-        for label, results in by_label(rows).items():
-            recorded = client.post_references(results, kind="baseline", team=BASELINE_TEAM,
-                                              name=label)  # fmt: skip
-            created += recorded.created
-    run.notes["references"] = created
+        run.notes["references"] = post_rows(client, rows, team=BASELINE_TEAM)[0]
 
 
 def example_step(run: DemoRun) -> None:

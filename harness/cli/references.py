@@ -38,7 +38,9 @@ def references_command(
     dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name (datasets.yaml)"),
     method: list[str] = typer.Option(..., "--method", "-m", help="NAME or NAME:KEY=VALUE,..."),
     fraction: list[float] = typer.Option([], "--fraction", "-f", help="repeatable; default all"),
-    seeds: str = typer.Option("0,1,2", "--seeds", help="selection seeds, comma-separated"),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="selection seeds, comma-separated (default 0,1,2)"
+    ),
     recipe: str | None = typer.Option(None, "--recipe", "-r", help="default: the dataset's"),
     out: Path | None = typer.Option(None, "--out", "-o", help="write the results JSON here"),
     post: bool = typer.Option(False, "--post", help="record the rows on the server"),
@@ -51,7 +53,7 @@ def references_command(
 ) -> None:
     """Score selection methods over selection seeds as board reference rows."""
     from harness.embed.sets import open_dataset
-    from harness.references import Reference, score_references
+    from harness.references import SELECTION_SEEDS, Reference, score_references
     from harness.selection.config import load_baselines
     from harness.specs import check_fraction
     from harness.store import ResultsStore
@@ -64,15 +66,12 @@ def references_command(
     baselines = load_baselines(settings.configs_dir)
     refs = [Reference.of(*parse_method(m), baselines=baselines) for m in method]
     fractions = [check_fraction(spec, f) for f in fraction] or list(spec.fractions)
-    selection_seeds = parse_seeds(seeds)
-    if not selection_seeds:
-        raise ConfigError("--seeds needs at least one seed, e.g. 0,1,2")
     rows = score_references(
         ds=open_dataset(spec, data_root=settings.data_root, embeddings=embeddings),
         recipe=specs.recipe(recipe or spec.default_recipe),
         refs=refs,
         fractions=fractions,
-        seeds=selection_seeds,
+        seeds=parse_seeds(seeds) or SELECTION_SEEDS,
         baselines=baselines,
         store=ResultsStore(settings.runs_dir),
     )
@@ -108,14 +107,11 @@ def describe(row: ScoredReference) -> str:
 
 def _post(rows: list[ScoredReference], *, server: str | None, token: str | None,
           team: str) -> None:  # fmt: skip
-    from harness.references import by_label
+    from harness.references import post_rows
     from submissions.client import TdcClient
     from submissions.config import server_url
 
     url = server_url(server)
-    created = total = 0
     with TdcClient(url, token) as client:
-        for label, results in by_label(rows).items():
-            recorded = client.post_references(results, kind="baseline", team=team, name=label)
-            created, total = created + recorded.created, total + len(recorded.submissions)
+        created, total = post_rows(client, rows, team=team)
     typer.echo(f"posted {total} reference row(s) to {url} ({created} new)")

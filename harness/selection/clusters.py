@@ -58,7 +58,7 @@ def cluster_candidates(
     centres = np.zeros_like(centroids)
     np.add.at(centres, query_cluster, faiss_ops.normalize(q))
     info = {"n_clusters": len(centroids), "n_clusters_asked": n_clusters,
-            "query_clusters": len(voted)}  # fmt: skip
+            "kmeans_seed": seed, "query_clusters": len(voted)}  # fmt: skip
     votes = {int(c): int(v) for c, v in zip(voted, counts, strict=True)}
     return Clusters(candidates, pool_cluster[candidates], votes, centres, info)
 

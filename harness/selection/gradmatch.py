@@ -52,7 +52,6 @@ On the CPU the same seed gives the same rows.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +59,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.selection.context import SelectionContext
-from harness.selection.labels import allocate
+from harness.selection.labels import ClassIndex, allocate
 from harness.selection.registry import SELECTORS, SelectionOutput, output
 from submissions.errors import ConfigError, DataNotFound
 
@@ -68,24 +67,6 @@ if TYPE_CHECKING:
     from harness.selection.early_train import EarlyNet, EarlyTrainSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClassIndex:
-    """Labels as indices into the pool's sorted classes (the network's outputs)."""
-
-    classes: npt.NDArray[Any]
-    pool: npt.NDArray[np.int64]
-    query: npt.NDArray[np.int64]  # the query rows whose class occurs in the pool
-    known: npt.NDArray[np.bool_]  # which query rows those are
-
-    @classmethod
-    def of(cls, ctx: SelectionContext) -> ClassIndex:
-        classes, y = np.unique(np.asarray(ctx.pool("label")), return_inverse=True)
-        yq = np.asarray(ctx.query("label"))
-        known = np.isin(yq, classes)  # a query class absent from the pool cannot be matched
-        query = np.searchsorted(classes, yq[known]).astype(np.int64)
-        return cls(classes=classes, pool=y.astype(np.int64), query=query, known=known)
 
 
 @SELECTORS.register("gradmatch")

@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from harness.selection import faiss_ops
 from harness.selection.context import SelectionContext
+from harness.selection.labels import ClassIndex
 from harness.selection.registry import SELECTORS, SelectionOutput, output
 
 Embed = Callable[[npt.NDArray[np.int64]], npt.NDArray[np.float32]]
@@ -171,9 +172,8 @@ def gradmatch_embedding(
     """The GradMatch proxy (see the module docstring) on image embeddings and query labels."""
     ctx.require_classification("gradmatch_embedding")
     x, q = ctx.features("image")
-    classes, y = np.unique(np.asarray(ctx.pool("label")), return_inverse=True)
-    yq_raw = np.asarray(ctx.query("label"))
-    known = np.isin(yq_raw, classes)  # a query class absent from the pool cannot be matched
+    labels = ClassIndex.of(ctx)
+    classes, y, known = labels.classes, labels.pool, labels.known
     n = ctx.pool_size
     train = np.sort(rng.choice(n, size=min(n, max_train), replace=False))
     proj, mean = reduce_features(x, dim=feature_dim, sample=train)
@@ -188,8 +188,7 @@ def gradmatch_embedding(
 
     pool_embed = embed_rows(x)
     w = fit_softmax(pool_embed(train), y[train], len(classes), steps=train_steps, lr=lr)
-    yq = np.searchsorted(classes, yq_raw[known])
-    target = mean_gradient(embed_rows(q)(np.flatnonzero(known)), yq, w)
+    target = mean_gradient(embed_rows(q)(np.flatnonzero(known)), labels.query, w)
     size = -(-n // max(1, max_atoms))
     order = rng.permutation(n).astype(np.int64)
     atoms = batch_gradients(ctx, pool_embed, y, w, order, size)

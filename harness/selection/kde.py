@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from harness.selection import faiss_ops
 from submissions.errors import ConfigError
 
 Kernel = Literal["epanechnikov", "gaussian"]
@@ -128,11 +129,8 @@ def group(
 
 
 def kmeans(x: npt.NDArray[np.float32], k: int, *, seed: int) -> npt.NDArray[np.float32]:
-    import faiss
-
-    km = faiss.Kmeans(x.shape[1], k, niter=10, seed=seed)
-    km.train(x)
-    return np.asarray(km.centroids, dtype=np.float32)
+    """L2 k-means cells (10 iterations: cells only steer the search, they need not be tight)."""
+    return faiss_ops.kmeans_cosine(x, k=k, seed=seed, niter=10, spherical=False)
 
 
 def split_crowded(

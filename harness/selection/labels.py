@@ -9,15 +9,37 @@ gives all it has and its shortfall is shared among the other query classes in pr
 
     out = selector("match_dist")(ctx, 430, rng=rng)
     out.metadata["class_counts"]     # {"0": 215, "1": 215}
+    labels = ClassIndex.of(ctx)      # labels as indices into the pool's classes (GradMatch)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from harness.selection.context import SelectionContext
 from harness.selection.registry import SELECTORS, SelectionOutput, output
+
+
+@dataclass(frozen=True)
+class ClassIndex:
+    """Labels as indices into the pool's sorted classes (a model's outputs)."""
+
+    classes: npt.NDArray[Any]
+    pool: npt.NDArray[np.int64]
+    query: npt.NDArray[np.int64]  # the query rows whose class occurs in the pool
+    known: npt.NDArray[np.bool_]  # which query rows those are
+
+    @classmethod
+    def of(cls, ctx: SelectionContext) -> ClassIndex:
+        classes, y = np.unique(np.asarray(ctx.pool("label")), return_inverse=True)
+        yq = np.asarray(ctx.query("label"))
+        known = np.isin(yq, classes)  # a query class absent from the pool cannot be matched
+        query = np.searchsorted(classes, yq[known]).astype(np.int64)
+        return cls(classes=classes, pool=y.astype(np.int64), query=query, known=known)
 
 
 @SELECTORS.register("match_label")

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,10 +55,8 @@ def neighbourhoods(
     x: npt.NDArray[np.float32], q: npt.NDArray[np.float32], k: int, ctx: SelectionContext
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
     """(L2 distances, pool rows) of every query's ``k`` nearest rows, nearest first."""
-    sims, ids = faiss_ops.knn_cosine(q, x, k=k, progress=ctx.progress)
-    dists = np.sqrt(np.clip(2.0 - 2.0 * sims.astype(np.float64), 0.0, None))
-    order = np.argsort(dists, axis=1, kind="stable")  # faiss ties are in row order already
-    return np.take_along_axis(dists, order, 1), np.take_along_axis(ids, order, 1)
+    sims, ids = faiss_ops.knn_cosine(q, x, k=k, progress=ctx.progress)  # best first
+    return np.sqrt(np.clip(2.0 - 2.0 * sims.astype(np.float64), 0.0, None)), ids
 
 
 @dataclass
@@ -192,6 +190,23 @@ def tsds_probabilities(
         "mean_last_neighbour": float(np.mean(fill.last)),
     }
     return p, np.empty(0, np.int64) if extra is None else extra, info
+
+
+# The parameters of the method that the probabilities depend on (``features`` and ``captions``
+# choose the input arrays).
+PROBABILITY_PARAMS = ("alpha", "C", "sigma", "max_k", "kde_k", "kernel", "exact_limit", "nprobe")
+
+
+def probabilities_for(
+    x: npt.NDArray[np.float32],
+    q: npt.NDArray[np.float32],
+    params: Mapping[str, Any],
+    *,
+    ctx: SelectionContext,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], dict[str, Any]]:
+    """:func:`tsds_probabilities` with the method's parameters as configured, e.g.
+    ``load_baselines(...).method("tsds").resolved_params() | {"exact_limit": 10**9}``."""
+    return tsds_probabilities(x, q, ctx=ctx, **{k: params[k] for k in PROBABILITY_PARAMS})
 
 
 @SELECTORS.register("tsds")

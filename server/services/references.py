@@ -61,7 +61,7 @@ def record_references(
         return _write(db, ctx, principal, post, results, owner)
 
 
-def checked(*, ctx: ServerContext, result: EvalResult, kind: str = "oracle") -> EvalResult:
+def checked(*, ctx: ServerContext, result: EvalResult, kind: str) -> EvalResult:
     """``result`` with the dataset's canonical fraction; 422 unless it fits the benchmark."""
     spec = ctx.catalog.spec(result.dataset)
     try:

@@ -20,11 +20,11 @@ import numpy.typing as npt
 import pytest
 
 from benchmarks import research_style as rs
+from benchmarks.parity_cases import jaccard
 from harness.datasets import Dataset
 from harness.selection import load_baselines, select
-from harness.selection.clusters import MIN_ROWS_PER_CLUSTER
 from harness.selection.context import SelectionContext
-from harness.selection.tsds import tsds_probabilities
+from harness.selection.tsds import probabilities_for
 from harness.settings import default_configs_dir
 
 pytestmark = pytest.mark.slow
@@ -33,17 +33,9 @@ FRACTION = 0.1
 TASKS = ("test1", "test3")
 
 
-def pool(ds: Dataset, kind: str) -> npt.NDArray[np.float32]:
-    return np.asarray(ds.embeddings(ds.spec.pool, kind), dtype=np.float32)
-
-
-def query(ds: Dataset, task: str, kind: str) -> npt.NDArray[np.float32]:
-    return np.asarray(ds.embeddings(ds.spec.task(task).query, kind), dtype=np.float32)
-
-
-def jaccard(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> float:
-    sa, sb = set(a.tolist()), set(b.tolist())
-    return len(sa & sb) / len(sa | sb)
+def features(ds: Dataset, task: str, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pool and query arrays of ``kind`` as a selector sees them."""
+    return SelectionContext.from_dataset(ds, task=task).features(kind)
 
 
 def ours(ds: Dataset, method: str, task: str, **params: object) -> npt.NDArray[np.int64]:
@@ -56,20 +48,12 @@ def test_tsds_probabilities_equal_the_research_computation(
     demo_dataset: Dataset, task: str
 ) -> None:
     params = load_baselines(default_configs_dir()).method("tsds").resolved_params()
-    kw = {k: params[k] for k in ("alpha", "C", "sigma", "max_k", "kde_k", "kernel", "nprobe")}
-    x, q = pool(demo_dataset, "image"), query(demo_dataset, task, "image")
+    x, q = features(demo_dataset, task, "image")
     ctx = SelectionContext.from_dataset(demo_dataset, task=task)
     # exact_limit above the pool size: the density search is exact, as on the research side
-    p_ours = tsds_probabilities(x, q, exact_limit=len(x), ctx=ctx, **kw)[0]
-    p_research = rs.tsds_probabilities(
-        x,
-        q,
-        alpha=kw["alpha"],
-        C=kw["C"],
-        sigma=kw["sigma"],
-        max_k=kw["max_k"],
-        kde_k=kw["kde_k"],
-    )
+    p_ours = probabilities_for(x, q, params | {"exact_limit": len(x)}, ctx=ctx)[0]
+    kw = {k: params[k] for k in ("alpha", "C", "sigma", "max_k", "kde_k")}
+    p_research = rs.tsds_probabilities(x, q, **kw)
     assert np.count_nonzero(p_ours) == np.count_nonzero(p_research)
     assert np.max(np.abs(p_ours - p_research)) <= 1e-6
     assert abs(p_ours.sum() - 1.0) < 1e-9
@@ -85,11 +69,9 @@ def test_threshold_methods_keep_the_research_rows_at_equal_budget(
     research = {
         "clip_score": rs.clip_score(scores, FRACTION, budget=budget),
         "image_alignment": rs.image_alignment(
-            pool(ds, "image"), query(ds, task, "image"), FRACTION, budget=budget
+            *features(ds, task, "image"), FRACTION, budget=budget
         ),
-        "text_alignment": rs.text_alignment(
-            pool(ds, "text"), query(ds, task, "text"), FRACTION, budget=budget
-        ),
+        "text_alignment": rs.text_alignment(*features(ds, task, "text"), FRACTION, budget=budget),
     }
     mine = {
         "clip_score": ours(ds, "clip_score", task, captions="label"),
@@ -124,11 +106,10 @@ def test_cluster_methods_match_the_research_with_our_k_and_seed(
     cut them to the budget; on the demo there are fewer than the budget, so the sets are equal.
     """
     ds = demo_dataset
-    k = min(1000, ds.pool_size // MIN_ROWS_PER_CLUSTER)
-    seed = int(np.random.default_rng(0).integers(2**31 - 1))  # as clusters.py draws it
-    research_fn = rs.text_based if method == "text_based" else rs.image_based
-    research = research_fn(pool(ds, kind), query(ds, task, kind), k=k, seed=seed)
     out = select(ds=ds, method=method, fraction=FRACTION, task=task, seed=0, params=params)
+    k, seed = out.metadata["n_clusters"], out.metadata["kmeans_seed"]  # 110 on the demo
+    research_fn = rs.text_based if method == "text_based" else rs.image_based
+    research = research_fn(*features(ds, task, kind), k=k, seed=seed)
     assert set(out.rows.tolist()) <= set(research.tolist())
     assert out.metadata["natural_size"] == len(research)
     budget = ds.spec.budget(FRACTION, pool_size=ds.pool_size)
