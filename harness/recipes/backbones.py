@@ -19,8 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.recipes.finetune import FinetuneParams
-from harness.recipes.lora import LoraParams
+from harness.recipes.params import FinetuneParams, LoraParams
 from submissions.errors import ConfigError, DataNotFound
 
 log = logging.getLogger(__name__)

@@ -30,14 +30,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
 from harness.metrics import Scores
-from harness.recipes.base import Params, TrainContext
+from harness.recipes.base import TrainContext
+from harness.recipes.params import DetectionParams
 from harness.recipes.registry import register_kind
 from harness.recipes.scoring import SCORERS
 from submissions.errors import ConfigError, DataNotFound
@@ -50,29 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
-
-
-class DetectionParams(Params):
-    model: str = Field("yolov8n.yaml", description="ultralytics model YAML or local .pt weights")
-    scale: tuple[float, float, int] | None = Field(
-        None, description="[depth, width, max_channels] override for a YAML model"
-    )
-    image_size: int = Field(640, ge=32, description="training/inference size (multiple of 32)")
-    epochs: int = Field(50, gt=0)
-    batch_size: int = Field(16, gt=1)
-    optimizer: Literal["auto", "SGD", "Adam", "AdamW"] = "auto"
-    lr0: float | None = Field(None, gt=0, description="initial lr; None: ultralytics' default")
-    warmup_epochs: float = Field(3.0, ge=0)
-    mosaic: float = Field(1.0, ge=0, le=1)
-    fliplr: float = Field(0.5, ge=0, le=1, description="0 for classes that flipping changes")
-    val_fraction: float = Field(0.1, ge=0, lt=1, description="UID-hash holdout of the subset")
-    val: bool = Field(True, description="validate on the holdout every epoch (picks best.pt)")
-    patience: int = Field(100, ge=1, description="ultralytics early-stopping patience (epochs)")
-    amp: bool = Field(False, description="bf16 autocast on CUDA; never on the CPU")
-    workers: int = Field(2, ge=0, description="dataloader worker processes")
-    conf: float = Field(0.001, gt=0, lt=1, description="confidence floor of scored detections")
-    nms_iou: float = Field(0.7, gt=0, lt=1)
-    max_det: int = Field(300, gt=0)
 
 
 @dataclass(frozen=True)

@@ -21,38 +21,9 @@ downloaded. The CPU test configuration is this same kind with a tiny backbone an
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import Field
-
-from harness.recipes.base import Params, Predictor, TrainContext
+from harness.recipes.base import Predictor, TrainContext
+from harness.recipes.params import FinetuneParams
 from harness.recipes.registry import register_kind
-
-
-class FinetuneParams(Params):
-    backbone: str = Field(description="timm model name")
-    weights: str | None = Field(
-        None, description="local checkpoint (.safetensors/.pth) of the backbone; None = random init"
-    )
-    model_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="extra timm.create_model arguments (e.g. img_size)"
-    )
-    image_size: int = Field(224, ge=8)
-    epochs: int = Field(30, gt=0)
-    batch_size: int = Field(64, gt=0)
-    eval_batch_size: int = Field(256, gt=0)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    patience: int = Field(
-        5, ge=1, description="epochs without held-out improvement before stopping"
-    )
-    val_fraction: float = Field(0.1, ge=0, lt=1)
-    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
-    augment: Literal["none", "crop", "crop_flip"] = "crop_flip"
-    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
-        "auto", description="mixed precision on CUDA (auto: bf16 where supported); never on CPU"
-    )
-    num_workers: int = Field(4, ge=0, description="image-loading worker processes")
 
 
 @register_kind(

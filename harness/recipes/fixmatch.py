@@ -9,7 +9,7 @@
                  unlabeled: pool}
 
 Every ``finetune`` parameter means the same here (the params model extends
-:class:`~harness.recipes.finetune.FinetuneParams`); FixMatch (Sohn et al., 2020) adds:
+:class:`~harness.recipes.params.FinetuneParams`); FixMatch (Sohn et al., 2020) adds:
 
 - labeled = exactly the subset (minus its UID-hash holdout for early stopping);
 - unlabeled = ``pool``: the pool rows *not* in the subset, ``query``: the query images of
@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field
 
 from harness.recipes.base import TrainContext
-from harness.recipes.finetune import FinetuneParams
+from harness.recipes.params import FixMatchParams
 from harness.recipes.registry import register_kind
 
 if TYPE_CHECKING:
@@ -41,15 +40,6 @@ if TYPE_CHECKING:
     from harness.recipes.network import NetworkPredictor
 
 log = logging.getLogger(__name__)
-
-
-class FixMatchParams(FinetuneParams):
-    threshold: float = Field(0.95, gt=0, le=1, description="pseudo-label confidence threshold")
-    lambda_u: float = Field(1.0, ge=0, description="weight of the unlabeled loss")
-    mu: int = Field(7, ge=1, description="unlabeled images per labeled image in a step")
-    unlabeled: Literal["pool", "query", "pool_and_query"] = "pool"
-    randaugment_ops: int = Field(2, ge=0)
-    randaugment_magnitude: int = Field(10, ge=0, le=30)
 
 
 def fixmatch_loss(

@@ -15,16 +15,16 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from harness.recipes.params import Augment
 from submissions.errors import DataNotFound
 
-Augment = Literal["none", "crop", "crop_flip"]
 EVAL_CROP = 0.875
 
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
-from harness.recipes.base import Params, TrainContext
+from harness.recipes.base import TrainContext
+from harness.recipes.params import LinearProbeParams
 from harness.recipes.registry import register_kind
 from submissions.errors import DataNotFound
 
@@ -39,17 +39,6 @@ if TYPE_CHECKING:
     from harness.recipes.logreg import LogRegFit
 
 log = logging.getLogger(__name__)
-
-
-class LinearProbeParams(Params):
-    """Objective and solver settings; the defaults are sklearn's."""
-
-    C: float = Field(0.75, gt=0, description="inverse L2 strength, as in sklearn")
-    max_iter: int = Field(1000, gt=0)
-    tol: float = Field(1e-4, gt=0, description="max |gradient| at convergence, as in sklearn")
-    embedding: str = Field("image", description="which cached embedding to train on")
-    normalize: bool = Field(True, description="L2-normalise feature rows before use")
-    dtype: Literal["float32", "float64"] = "float32"
 
 
 @dataclass(frozen=True)

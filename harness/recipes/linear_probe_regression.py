@@ -21,20 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
-from harness.recipes.base import Params, TrainContext
+from harness.recipes.base import TrainContext
 from harness.recipes.linear_probe import features, subset_features
+from harness.recipes.params import RidgeParams
 from harness.recipes.registry import register_kind
 
 if TYPE_CHECKING:
     from harness.datasets import Dataset
-
-
-class RidgeParams(Params):
-    alpha: float = Field(1.0, gt=0, description="L2 strength, as in sklearn's Ridge")
-    embedding: str = Field("image", description="which cached embedding to train on")
-    normalize: bool = Field(True, description="L2-normalise feature rows before use")
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,9 @@ Same data, held-out split, early stopping and devices as :mod:`harness.recipes.f
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from harness.recipes.base import Predictor, TrainContext
-from harness.recipes.finetune import FinetuneParams
+from harness.recipes.params import LoraParams
 from harness.recipes.registry import register_kind
-
-
-class LoraParams(FinetuneParams):
-    lora_r: int = Field(8, gt=0)
-    lora_alpha: int = Field(16, gt=0)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: tuple[str, ...] = Field(("qkv",), min_length=1)
 
 
 @register_kind(

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from harness.recipes.base import TrainContext, uid_holdout
-from harness.recipes.finetune import FinetuneParams
 from harness.recipes.images import ImageFiles, image_transforms, make_loader
+from harness.recipes.params import FinetuneParams
 from harness.recipes.torch_env import amp_dtype, autocast, grad_scaler, reproducible
 from submissions.errors import ConfigError
 

@@ -9,11 +9,11 @@ A kind is a params model (validates ``RecipeSpec.params``) plus one training fun
     kind = get_kind("linear_probe")          # UnknownName with suggestions for a typo
     params = check_recipe_params(spec)       # ConfigError naming the bad key and valid keys
 
-Adding a kind takes one module (params model + ``@register_kind`` train function, heavy
-imports inside the function), its name in :data:`KIND_MODULES`, and one entry in
-``configs/recipes.yaml``. A task type with new metrics also registers a scorer in
-:mod:`harness.recipes.scoring`. Kind modules must import without torch: config checks load
-them all.
+Adding a kind takes its params model in :mod:`harness.recipes.params`, one module (the
+``@register_kind`` train function, heavy imports inside the function), its name in
+:data:`KIND_MODULES`, and one entry in ``configs/recipes.yaml``. A task type with new metrics
+also registers a scorer in :mod:`harness.recipes.scoring`. Kind modules must import without
+torch: config checks load them all.
 """
 
 from __future__ import annotations

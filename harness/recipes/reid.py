@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field, model_validator
 
 from harness.metrics import Scores
-from harness.recipes.base import Params, TrainContext
+from harness.recipes.base import TrainContext
+from harness.recipes.params import FinetuneParams, ReidParams
 from harness.recipes.registry import register_kind
 from harness.recipes.scoring import SCORERS
 from submissions.errors import DataNotFound
@@ -42,30 +42,6 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-
-class ReidParams(Params):
-    backbone: str = Field(description="timm model name")
-    weights: str | None = Field(None, description="local backbone checkpoint; None = from scratch")
-    model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    image_size: int = Field(224, ge=8)
-    embedding_dim: int = Field(256, gt=0, description="the timm head outputs the embedding")
-    epochs: int = Field(30, gt=0)
-    batch_size: int = Field(64, gt=1)
-    instances_per_id: int = Field(4, ge=2, description="K of P x K sampling")
-    eval_batch_size: int = Field(256, gt=0)
-    lr: float = Field(3e-4, gt=0)
-    weight_decay: float = Field(5e-4, ge=0)
-    margin: float = Field(0.3, gt=0, description="triplet margin on cosine distance")
-    augment: Literal["none", "crop", "crop_flip"] = "crop_flip"
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
-    num_workers: int = Field(4, ge=0)
-
-    @model_validator(mode="after")
-    def _pk(self) -> ReidParams:
-        if self.batch_size % self.instances_per_id or self.batch_size < 2 * self.instances_per_id:
-            raise ValueError("batch_size must be a multiple (>= 2x) of instances_per_id")
-        return self
 
 
 @dataclass
@@ -105,7 +81,6 @@ class EmbeddingPredictor:
 def train(*, ctx: TrainContext, seed: int) -> EmbeddingPredictor:
     """Batch-hard triplet training on exactly the subset's images and identities."""
     from harness.recipes.backbones import build_timm
-    from harness.recipes.finetune import FinetuneParams
     from harness.recipes.torch_env import reproducible
 
     p: ReidParams = ctx.params

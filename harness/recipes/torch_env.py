@@ -15,12 +15,12 @@ import contextlib
 import os
 import random
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
-Amp = Literal["auto", "off", "bf16", "fp16"]
+from harness.recipes.params import Amp
 
 
 def select_device() -> str:

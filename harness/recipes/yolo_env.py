@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from submissions.errors import ConfigError, DataNotFound
 
 if TYPE_CHECKING:
-    from harness.recipes.detection import DetectionParams
+    from harness.recipes.params import DetectionParams
 
 log = logging.getLogger(__name__)
 

@@ -75,7 +75,7 @@ class EarlyNet:
 def build_resnet18(n_classes: int, spec: EarlyTrainSpec) -> tuple[nn.Module, Any]:
     """A ResNet-18 with an ``n_classes`` head (weights from ``spec.weights``, if any)."""
     from harness.recipes.backbones import build_timm
-    from harness.recipes.finetune import FinetuneParams
+    from harness.recipes.params import FinetuneParams
 
     params = FinetuneParams(
         backbone=BACKBONE,

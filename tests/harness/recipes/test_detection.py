@@ -15,12 +15,12 @@ import pytest
 from harness.datasets import Dataset
 from harness.recipes.base import TrainContext
 from harness.recipes.detection import (
-    DetectionParams,
     detection_scores,
     parse_boxes,
     split_boxes,
     write_yolo_dataset,
 )
+from harness.recipes.params import DetectionParams
 from harness.runner import evaluate_subset
 from harness.specs import RecipeSpec
 from harness.validation import subset_sha256

@@ -8,7 +8,8 @@ import torch
 
 from harness.datasets import Dataset
 from harness.recipes.base import LabelSpace, TrainContext
-from harness.recipes.fixmatch import FixMatchParams, fixmatch_loss, unlabeled_paths
+from harness.recipes.fixmatch import fixmatch_loss, unlabeled_paths
+from harness.recipes.params import FixMatchParams
 from harness.recipes.registry import check_recipe_params
 from harness.runner import evaluate_subset
 from harness.specs import RecipeSpec

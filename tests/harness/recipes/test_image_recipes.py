@@ -16,8 +16,7 @@ import torch
 from harness.datasets import Dataset
 from harness.recipes.backbones import build_lora, build_timm
 from harness.recipes.base import LabelSpace, TrainContext, uid_holdout
-from harness.recipes.finetune import FinetuneParams
-from harness.recipes.lora import LoraParams
+from harness.recipes.params import FinetuneParams, LoraParams
 from harness.runner import evaluate_subset
 from harness.specs import RecipeSpec
 from harness.validation import subset_sha256

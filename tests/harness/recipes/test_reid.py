@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from harness.datasets import Dataset
-from harness.recipes.reid import ReidParams, batch_hard_triplet, pk_batches, reid_scores
+from harness.recipes.params import ReidParams
+from harness.recipes.reid import batch_hard_triplet, pk_batches, reid_scores
 from harness.runner import evaluate_subset
 from harness.specs import RecipeSpec
 from harness.validation import subset_sha256
