@@ -151,7 +151,8 @@ def run_mode(
     scored = sum(s.state == State.scored for s in subs)
     evaluate = train = 0.0
     for sub in subs:
-        outcome = read_outcome(work / "runs" / "dispatch" / "work" / work_key(sub) / "outcome.json")
+        key_dir = work / "runs" / "dispatch" / "work" / work_key(sub.identity)
+        outcome = read_outcome(key_dir / "outcome.json")
         if outcome is not None and outcome.result is not None:
             evaluate += outcome.wall_time_s  # the whole run_eval_job call
             train += outcome.result.manifest.wall_time_s  # its train + score part

@@ -37,7 +37,7 @@ from harness.settings import HarnessSettings
 from harness.specs import RecipeSpec, TaskSpec
 from harness.store import NO_EMBEDDING, ResultsStore, ScoreKeys, StoredScore
 from submissions.errors import ConfigError, ValidationFailed
-from submissions.schemas import EvalResult, Problem, SeedResult, TaskResult
+from submissions.schemas import EvalIdentity, EvalResult, Problem, SeedResult, TaskResult
 
 if TYPE_CHECKING:
     from harness.datasets import Dataset
@@ -67,6 +67,22 @@ class EvalJob(BaseModel):
     recipe_spec: RecipeSpec | None = None  # a named variant not in recipes.yaml (sweeps)
     store_dir: Path | None = None  # the results store (harness.store); None: no store
     submission_id: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        identity: EvalIdentity,
+        *,
+        subset_path: Path,
+        data_root: Path,
+        configs_dir: Path,
+        store_dir: Path | None = None,
+    ) -> EvalJob:
+        """The job evaluating ``identity``, its subset read from ``subset_path``."""
+        i = identity
+        return cls(dataset=i.dataset, fraction=i.fraction, task=i.task, recipe=i.recipe,
+                   subset_path=subset_path, data_root=data_root, configs_dir=configs_dir,
+                   store_dir=store_dir)  # fmt: skip
 
 
 def run_eval_job(job: EvalJob) -> EvalResult:

@@ -41,6 +41,64 @@ class Problem(Schema):
     count: int | None = None
 
 
+# --- what an evaluation is of --------------------------------------------------------------
+
+FRACTION_TOLERANCE = 1e-9  # fractions closer than this are the same (float noise)
+
+
+class EvalIdentity(Schema):
+    """What determines an evaluation of a subset. Equal identities are evaluated once and share
+    the result: ``key`` is the server's dedup key and what the harness's work key hashes.
+
+        ident = EvalIdentity(dataset="demo", fraction=0.1, task=None, recipe="linear_probe",
+                             sha256=report.sha256)
+        ident.key                             # "demo|0.1|*|linear_probe|<sha256>"
+        ident.differences(result.identity)    # [] when the result is of this evaluation
+        EvalIdentity.of(row)                  # of anything with the five attributes
+    """
+
+    dataset: str
+    fraction: float
+    task: str | None = Field(description="one task; None: every task of the dataset")
+    recipe: str
+    sha256: str = Field(description="the canonical subset's sha256 (not the file's)")
+
+    @classmethod
+    def of(cls, obj: object) -> EvalIdentity:
+        """The identity of an object with these five attributes (a row, a public view)."""
+        return cls.model_validate(obj, from_attributes=True)
+
+    @property
+    def key(self) -> str:
+        """The dedup key (stored in the database: its format never changes). The fraction is
+        written to 9 significant digits, so float noise in it gives the same key."""
+        return self._join(self.recipe)
+
+    def pinned_key(self, recipe_hash: str) -> str:
+        """``key`` with the recipe's config hash after its name: one recipe version only."""
+        return self._join(f"{self.recipe}|{recipe_hash}")
+
+    def _join(self, recipe: str) -> str:
+        return f"{self.dataset}|{self.fraction:.9g}|{self.task or '*'}|{recipe}|{self.sha256}"
+
+    def differences(self, other: EvalIdentity) -> list[str]:
+        """How ``other`` differs from this identity, a line per field; [] when it is the same
+        evaluation (fractions within ``FRACTION_TOLERANCE`` are the same)."""
+        out = [
+            f"{name} is {theirs!r}, expected {mine!r}"
+            for name, mine, theirs in (
+                ("dataset", self.dataset, other.dataset),
+                ("task", self.task, other.task),
+                ("recipe", self.recipe, other.recipe),
+                ("subset sha256", self.sha256, other.sha256),
+            )
+            if mine != theirs
+        ]
+        if abs(self.fraction - other.fraction) > FRACTION_TOLERANCE:
+            out.append(f"fraction is {other.fraction!r}, expected {self.fraction!r}")
+        return out
+
+
 # --- results -------------------------------------------------------------------------------
 
 
@@ -113,6 +171,13 @@ class EvalResult(Schema):
     tasks: list[TaskResult]
     manifest: Manifest
 
+    @property
+    def identity(self) -> EvalIdentity:
+        """What this result is of (the subset's sha256 is the manifest's)."""
+        r = self
+        return EvalIdentity(dataset=r.dataset, fraction=r.fraction, task=r.task, recipe=r.recipe,
+                            sha256=r.manifest.subset_sha256)  # fmt: skip
+
 
 # --- submissions ---------------------------------------------------------------------------
 
@@ -146,6 +211,10 @@ class SubmissionPublic(Schema):
     updated_at: datetime
     url: str | None = None
 
+    @property
+    def identity(self) -> EvalIdentity:
+        return EvalIdentity.of(self)
+
 
 # --- organizer / worker --------------------------------------------------------------------
 
@@ -159,11 +228,7 @@ class ClaimRequest(Schema):
 
 class ClaimedSubmission(Schema):
     id: int
-    dataset: str
-    fraction: float
-    task: str | None
-    recipe: str
-    sha256: str
+    identity: EvalIdentity
     attempts: int
     lease_token: str
     lease_expires_at: datetime

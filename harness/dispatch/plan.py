@@ -1,22 +1,20 @@
 """From claimed submissions to work: dedup keys, work items, arrays, job records and locks.
 
     groups = group_by_key(claimed)                    # {key: [ClaimedSubmission, ...]}
-    item = work_item(claimed[0], key=key, run_dir=runs / "dispatch", data_root=.., configs_dir=..)
+    item = work_item(claimed[0].identity, run_dir=runs / "dispatch", data_root=.., configs_dir=..)
     arrays = pack(items, spec)                        # {(dataset, recipe): [[item, ...], ...]}
     with KeyLock(item.work_dir):                      # one launcher per key across workers
         record = read_job_record(item.work_dir)
 
-Identical work (same subset sha256, dataset, fraction, task, recipe) shares one key and one
-work directory, so it is trained once whoever claims it, and a worker that restarts finds the
-job (or the outcome) its predecessor left there.
+Identical work (the same ``EvalIdentity``: subset sha256, dataset, fraction, task, recipe)
+shares one key (``work_key``) and one work directory, so it is trained once whoever claims
+it, and a worker that restarts finds the job (or the outcome) its predecessor left there.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -27,62 +25,41 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from harness.dispatch.executors import ExecutorSpec
-from harness.dispatch.task import WorkItem
+from harness.dispatch.task import WorkItem, work_key
+from submissions.schemas import EvalIdentity
 
 JOB_RECORD = "job.json"
 LAUNCH_LOG = "launches.log"
 
 
-class WorkSpec(Protocol):
-    """What identifies a piece of work (``ClaimedSubmission`` and ``SubmissionPublic`` fit)."""
+class Identified(Protocol):
+    """Anything that names an evaluation (``ClaimedSubmission``, ``SubmissionPublic``)."""
 
     @property
-    def dataset(self) -> str: ...
-    @property
-    def fraction(self) -> float: ...
-    @property
-    def task(self) -> str | None: ...
-    @property
-    def recipe(self) -> str: ...
-    @property
-    def sha256(self) -> str: ...
+    def identity(self) -> EvalIdentity: ...
 
 
-S = TypeVar("S", bound=WorkSpec)
-
-
-def work_key(sub: WorkSpec) -> str:
-    """A filesystem-safe key, equal exactly for identical work."""
-    blob = f"{sub.dataset}|{sub.fraction:.9g}|{sub.task or '*'}|{sub.recipe}|{sub.sha256}"
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:24]
-    prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{sub.dataset}-{sub.recipe}")[:60]
-    return f"{prefix}-{digest}"
+S = TypeVar("S", bound=Identified)
 
 
 def group_by_key(subs: Iterable[S]) -> dict[str, list[S]]:
     groups: dict[str, list[S]] = defaultdict(list)
     for sub in subs:
-        groups[work_key(sub)].append(sub)
+        groups[work_key(sub.identity)].append(sub)
     return dict(groups)
 
 
 def work_item(
-    sub: WorkSpec,
+    identity: EvalIdentity,
     *,
     run_dir: Path,
     data_root: Path,
     configs_dir: Path,
     store_dir: Path | None = None,
 ) -> WorkItem:
-    key = work_key(sub)
     return WorkItem(
-        key=key,
-        work_dir=(run_dir / "work" / key).absolute(),
-        dataset=sub.dataset,
-        fraction=sub.fraction,
-        task=sub.task,
-        recipe=sub.recipe,
-        sha256=sub.sha256,
+        identity=identity,
+        work_dir=(run_dir / "work" / work_key(identity)).absolute(),
         data_root=data_root.absolute(),  # jobs may start in another working directory
         configs_dir=configs_dir.absolute(),
         store_dir=store_dir.absolute() if store_dir else None,
@@ -95,7 +72,7 @@ def pack(
     """One job array per (dataset, recipe); each array task runs a chunk of items."""
     by_array: dict[tuple[str, str], list[WorkItem]] = defaultdict(list)
     for item in items:
-        by_array[(item.dataset, item.recipe)].append(item)
+        by_array[(item.identity.dataset, item.identity.recipe)].append(item)
     return {
         k: [[group[i] for i in chunk] for chunk in spec.chunks(len(group))]
         for k, group in by_array.items()
@@ -170,10 +147,10 @@ class KeyLock:
 
 def describe(groups: dict[str, list[Any]], spec: ExecutorSpec) -> list[str]:
     """Human lines for ``--dry-run``: the arrays, tasks and submissions a run would launch."""
-    firsts = {key: subs[0] for key, subs in groups.items()}
+    firsts: dict[str, EvalIdentity] = {key: subs[0].identity for key, subs in groups.items()}
     by_array: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for key, sub in firsts.items():
-        by_array[(sub.dataset, sub.recipe)].append(key)
+    for key, ident in firsts.items():
+        by_array[(ident.dataset, ident.recipe)].append(key)
     lines = []
     for (dataset, recipe), keys in sorted(by_array.items()):
         chunks = spec.chunks(len(keys))
@@ -183,9 +160,9 @@ def describe(groups: dict[str, list[Any]], spec: ExecutorSpec) -> list[str]:
         )
         for key in keys:
             ids = ", ".join(str(s.id) for s in groups[key])
-            s = firsts[key]
+            i = firsts[key]
             lines.append(
-                f"  fraction {s.fraction:g} task {s.task or 'all'} sha256 {s.sha256[:12]}: "
+                f"  fraction {i.fraction:g} task {i.task or 'all'} sha256 {i.sha256[:12]}: "
                 f"submission(s) {ids}"
             )
     return lines

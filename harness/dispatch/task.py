@@ -1,7 +1,9 @@
 """What runs inside an array task: evaluate work items in sequence, write one outcome each.
 
-    item = WorkItem(key="k1", work_dir=run_dir / "work" / "k1", dataset="demo", fraction=0.1,
-                    task=None, recipe="linear_probe", data_root=..., configs_dir=...)
+    identity = EvalIdentity(dataset="demo", fraction=0.1, task=None, recipe="linear_probe",
+                            sha256=sha)
+    item = WorkItem(identity=identity, work_dir=run_dir / "work" / work_key(identity),
+                    data_root=..., configs_dir=...)
     run_work_items([item])               # the function submitit ships to the job
     read_outcome(item.outcome_path)      # -> Outcome(status="ok", result=EvalResult(...))
 
@@ -14,16 +16,18 @@ the worker reports as an infrastructure failure (it is our fault, not the partic
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import time
 import traceback
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from submissions.schemas import EvalResult
+from submissions.schemas import EvalIdentity, EvalResult
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +35,27 @@ SUBSET_FILE = "subset.npy"
 OUTCOME_FILE = "outcome.json"
 
 
+def work_key(identity: EvalIdentity) -> str:
+    """A filesystem-safe key (the dedup key, hashed): equal exactly for identical work."""
+    digest = hashlib.sha256(identity.key.encode()).hexdigest()[:24]
+    prefix = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{identity.dataset}-{identity.recipe}")[:60]
+    return f"{prefix}-{digest}"
+
+
 class WorkItem(BaseModel):
-    """One unit of work: a subset (by content) evaluated for one dataset/fraction/task/recipe."""
+    """One unit of work: an evaluation identity (a subset by content), where it is worked."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    key: str = Field(description="dedup key: same sha256, dataset, fraction, task, recipe")
+    identity: EvalIdentity
     work_dir: Path
-    dataset: str
-    fraction: float
-    task: str | None
-    recipe: str
-    sha256: str
     data_root: Path
     configs_dir: Path
     store_dir: Path | None = None  # the results store shared with sweeps (harness.store)
+
+    @property
+    def key(self) -> str:
+        return work_key(self.identity)
 
     @property
     def subset_path(self) -> Path:
@@ -121,11 +131,8 @@ def run_one(item: WorkItem, *, executor: str, job_id: str | None) -> Outcome:
 def _evaluate(item: WorkItem) -> EvalResult:
     from harness.runner import EvalJob, run_eval_job
 
-    job = EvalJob(
-        dataset=item.dataset,
-        fraction=item.fraction,
-        task=item.task,
-        recipe=item.recipe,
+    job = EvalJob.of(
+        item.identity,
         subset_path=item.subset_path,
         data_root=item.data_root,
         configs_dir=item.configs_dir,

@@ -205,7 +205,7 @@ class Worker:
     def _item(self, sub: ClaimedSubmission) -> WorkItem:
         o = self.options
         return plan.work_item(
-            sub, run_dir=o.run_dir, data_root=o.data_root, configs_dir=o.configs_dir,
+            sub.identity, run_dir=o.run_dir, data_root=o.data_root, configs_dir=o.configs_dir,
             store_dir=o.runs_dir,
         )  # fmt: skip
 

@@ -92,9 +92,8 @@ def checked(*, ctx: ServerContext, result: EvalResult, kind: str) -> EvalResult:
 
 def reference_key(*, kind: str, result: EvalResult) -> str:
     """What makes two posted results the same reference row (fits ``dedup_key``)."""
-    r, m = result, result.manifest
-    ident = f"{kind}|{r.dataset}|{r.fraction:.9g}|{r.task or '*'}|{r.recipe}|{m.recipe_hash}"
-    return "ref:" + hashlib.sha256(f"{ident}|{m.subset_sha256}".encode()).hexdigest()
+    pinned = result.identity.pinned_key(result.manifest.recipe_hash)
+    return "ref:" + hashlib.sha256(f"{kind}|{pinned}".encode()).hexdigest()
 
 
 def _write(
@@ -140,13 +139,9 @@ def _insert(
     body = json.dumps(result.model_dump(mode="json"), sort_keys=True).encode()
     sub = Submission(
         team_id=team_id,
-        dataset=result.dataset,
-        fraction=result.fraction,
-        task=result.task,
-        recipe=result.recipe,
+        **result.identity.model_dump(),
         kind=post.kind,
         name=post.name,
-        sha256=result.manifest.subset_sha256,
         file_sha256=hashlib.sha256(body).hexdigest(),
         size=result.subset_size,
         file_bytes=0,

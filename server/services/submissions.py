@@ -26,15 +26,18 @@ from server.services import transitions, views
 from server.services.auth import Principal, get_or_create_team
 from server.storage import StagedUpload
 from submissions.errors import ConfigError, TdcError
-from submissions.schemas import Kind, State, SubmissionDetail, SubmissionMeta, SubmissionPublic
+from submissions.schemas import (
+    EvalIdentity,
+    Kind,
+    State,
+    SubmissionDetail,
+    SubmissionMeta,
+    SubmissionPublic,
+)
 
 log = logging.getLogger(__name__)
 
 QUOTA_WINDOW = timedelta(hours=24)
-
-
-def dedup_key(*, dataset: str, fraction: float, task: str | None, recipe: str, sha256: str) -> str:
-    return f"{dataset}|{fraction:.9g}|{task or '*'}|{recipe}|{sha256}"
 
 
 def resolve_meta(*, ctx: ServerContext, meta: SubmissionMeta) -> SubmissionMeta:
@@ -84,13 +87,14 @@ def create_submission(
     )
     if not report.sha256:  # a valid report always has one; never queue without identity
         raise InvalidRequest("the validator returned no subset identity")
-    key = dedup_key(
+    identity = EvalIdentity(
         dataset=meta.dataset,
         fraction=meta.fraction,
         task=meta.task,
         recipe=meta.recipe,
         sha256=report.sha256,
     )
+    key = identity.key
     now = now or utcnow()
     _lock_team(db, owner.id)  # serialises this team's uploads: the quota cannot be raced
     existing = db.exec(
@@ -104,13 +108,9 @@ def create_submission(
     ctx.storage.commit(staged)  # durable before the row that points at it
     sub = Submission(
         team_id=owner.id,
-        dataset=meta.dataset,
-        fraction=meta.fraction,
-        task=meta.task,
-        recipe=meta.recipe,
+        **identity.model_dump(),
         kind=kind,
         name=meta.name,
-        sha256=report.sha256,
         file_sha256=staged.sha256,
         size=int(report.size),
         file_bytes=staged.nbytes,

@@ -31,6 +31,7 @@ from submissions.errors import TdcError
 from submissions.schemas import (
     ClaimedSubmission,
     ClaimRequest,
+    EvalIdentity,
     EvalResult,
     FailurePost,
     Heartbeat,
@@ -122,11 +123,7 @@ def _claim_one(
     assert sub.id is not None
     return ClaimedSubmission(
         id=sub.id,
-        dataset=sub.dataset,
-        fraction=sub.fraction,
-        task=sub.task,
-        recipe=sub.recipe,
-        sha256=sub.sha256,
+        identity=EvalIdentity.of(sub),
         attempts=sub.attempts,
         lease_token=token,
         lease_expires_at=until,
@@ -283,17 +280,7 @@ def _check_result(ctx: ServerContext, sub: Submission, result: EvalResult) -> No
     spec = ctx.catalog.spec(sub.dataset)
     expected = {sub.task} if sub.task else set(spec.task_names())
     got = [t.task for t in result.tasks]
-    problems = []
-    for field, want, have in (
-        ("dataset", sub.dataset, result.dataset),
-        ("task", sub.task, result.task),
-        ("recipe", sub.recipe, result.recipe),
-        ("subset sha256", sub.sha256, result.manifest.subset_sha256),
-    ):
-        if want != have:
-            problems.append(f"{field} is {have!r}, the submission has {want!r}")
-    if abs(result.fraction - sub.fraction) > 1e-9:
-        problems.append(f"fraction is {result.fraction}, the submission has {sub.fraction}")
+    problems = EvalIdentity.of(sub).differences(result.identity)
     if set(got) != expected or len(got) != len(set(got)):
         problems.append(f"tasks are {sorted(got)}, expected {sorted(expected)} once each")
     if problems:

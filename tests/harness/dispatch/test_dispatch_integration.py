@@ -72,7 +72,7 @@ def wait_for(cond: Callable[[], object], timeout: float, what: str) -> Any:
 
 def key_dir(tmp_path: Path, server: LiveServer, sid: int) -> Path:
     sub = server.detail(sid)
-    return tmp_path / "runs" / "dispatch" / "work" / plan.work_key(sub)
+    return tmp_path / "runs" / "dispatch" / "work" / plan.work_key(sub.identity)
 
 
 class Background:

@@ -22,20 +22,33 @@ from harness.dispatch.reconcile import JobRef, JobState, JobStatus, Reconciler
 from harness.dispatch.worker import Worker, WorkerOptions
 from submissions.client import ApiError, ServerUnreachable
 from submissions.errors import ValidationFailed
-from submissions.schemas import ClaimedSubmission, EvalResult, Manifest, Problem, TaskResult
+from submissions.schemas import (
+    ClaimedSubmission,
+    EvalIdentity,
+    EvalResult,
+    Manifest,
+    Problem,
+    TaskResult,
+)
 
 
 def fake_result(item: task.WorkItem) -> EvalResult:
+    i = item.identity
     manifest = Manifest(
-        code_version="t", recipe=item.recipe, recipe_version="1", recipe_hash="h",
-        dataset=item.dataset, dataset_version="0.1", dataset_manifest_hash="m",
-        subset_sha256=item.sha256, seeds=[0], libraries={}, device="cpu", wall_time_s=0.0,
+        code_version="t", recipe=i.recipe, recipe_version="1", recipe_hash="h",
+        dataset=i.dataset, dataset_version="0.1", dataset_manifest_hash="m",
+        subset_sha256=i.sha256, seeds=[0], libraries={}, device="cpu", wall_time_s=0.0,
     )  # fmt: skip
     tr = TaskResult(task="test1", test_size=60, seeds=[], mean={"accuracy": 0.5}, std={})
     return EvalResult(
-        dataset=item.dataset, fraction=item.fraction, task=item.task, recipe=item.recipe,
+        dataset=i.dataset, fraction=i.fraction, task=i.task, recipe=i.recipe,
         subset_size=3, tasks=[tr], manifest=manifest,
     )  # fmt: skip
+
+
+def identity(row: dict[str, Any]) -> EvalIdentity:
+    return EvalIdentity(dataset=row["dataset"], fraction=row["fraction"], task=row["task"],
+                        recipe="linear_probe", sha256=row["sha256"])  # fmt: skip
 
 
 class FakeServer:
@@ -59,11 +72,7 @@ class FakeServer:
             out.append(
                 ClaimedSubmission(
                     id=sid,
-                    dataset=row["dataset"],
-                    fraction=row["fraction"],
-                    task=row["task"],
-                    recipe="linear_probe",
-                    sha256=row["sha256"],
+                    identity=identity(row),
                     attempts=1,
                     lease_token=row["token"],
                     lease_expires_at=datetime.now(UTC) + timedelta(seconds=lease_seconds),
@@ -112,9 +121,9 @@ def evaluations(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     def fake(item: task.WorkItem) -> EvalResult:
         seen[item.key] += 1
         assert item.subset_path.is_file()
-        if item.sha256.startswith("bad"):
+        if item.identity.sha256.startswith("bad"):
             raise ValidationFailed([Problem(code="one_class", message="subset has one class")])
-        if item.sha256.startswith("crash"):
+        if item.identity.sha256.startswith("crash"):
             raise RuntimeError("segfault in BLAS")
         return fake_result(item)
 
@@ -160,15 +169,13 @@ def test_outcome_on_disk_is_reused_not_retrained(tmp_path: Path, evaluations: Co
     report = Worker(client=again, options=options(tmp_path)).run()
     assert sum(evaluations.values()) == 1 and report.reused == 1
     assert [r["state"] for r in again.rows.values()] == ["scored", "scored"]
-    key = plan.work_key(_claimed(again, 1))
+    key = plan.work_key(_claimed(again, 1).identity)
     assert plan.launch_count(tmp_path / "runs" / "dispatch" / "work" / key) == 1
 
 
 def _claimed(server: FakeServer, sid: int) -> ClaimedSubmission:
-    r = server.rows[sid]
     return ClaimedSubmission(
-        id=sid, dataset=r["dataset"], fraction=r["fraction"], task=r["task"],
-        recipe="linear_probe", sha256=r["sha256"], attempts=1, lease_token="t",
+        id=sid, identity=identity(server.rows[sid]), attempts=1, lease_token="t",
         lease_expires_at=datetime.now(UTC),
     )  # fmt: skip
 
