@@ -24,6 +24,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.metrics import seed_summary
@@ -85,8 +86,10 @@ def score_reference(
     seeds: Sequence[int] = SELECTION_SEEDS,
     baselines: BaselinesConfig,
     store: ResultsStore | None = None,
+    weights_dir: Path | None = None,
 ) -> ScoredReference:
-    """Select with each seed, score each distinct subset once, combine over the seeds."""
+    """Select with each seed, score each distinct subset once, combine over the seeds
+    (``weights_dir``: local checkpoints, for selectors and recipes that load one)."""
     from harness.validation import subset_sha256
 
     per_seed: list[EvalResult] = []
@@ -94,12 +97,12 @@ def score_reference(
     subsets = []
     for seed in seeds:
         out = select(ds=ds, method=ref.method, fraction=fraction, task=task, seed=seed,
-                     params=ref.params, baselines=baselines)  # fmt: skip
+                     params=ref.params, baselines=baselines, weights_dir=weights_dir)  # fmt: skip
         sha = subset_sha256(out.rows)
         if sha not in scored:
             scored[sha] = evaluate_subset(ds=ds, recipe=recipe, pool_rows=out.rows,
                                           subset_sha256=sha, fraction=fraction, task=task,
-                                          store=store)  # fmt: skip
+                                          weights_dir=weights_dir, store=store)  # fmt: skip
         subsets.append(sha)
         per_seed.append(scored[sha])
     record = SelectionRecord(method=ref.method, params=dict(ref.resolved), seeds=list(seeds),
@@ -158,6 +161,7 @@ def score_references(
     seeds: Sequence[int] = SELECTION_SEEDS,
     baselines: BaselinesConfig,
     store: ResultsStore | None = None,
+    weights_dir: Path | None = None,
 ) -> list[ScoredReference]:
     """Every reference on every fraction (task-aware methods on every task), merged by
     :func:`merge_identical`."""
@@ -168,7 +172,7 @@ def score_references(
             for task in ds.spec.task_names() if needs_task else [None]:
                 rows.append(score_reference(ds=ds, recipe=recipe, ref=ref, fraction=fraction,
                                             task=task, seeds=seeds, baselines=baselines,
-                                            store=store))  # fmt: skip
+                                            store=store, weights_dir=weights_dir))  # fmt: skip
     return merge_identical(rows)
 
 

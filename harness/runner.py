@@ -33,7 +33,7 @@ from harness.metrics import seed_summary
 from harness.recipes.base import LabelSpace, TrainContext
 from harness.recipes.registry import RecipeKind, check_recipe_params, get_kind
 from harness.recipes.scoring import get_scorer
-from harness.settings import HarnessSettings
+from harness.settings import DEFAULT_WEIGHTS_DIR
 from harness.specs import RecipeSpec, TaskSpec
 from harness.store import NO_EMBEDDING, ResultsStore, ScoreKeys, StoredScore
 from submissions.errors import ConfigError, ValidationFailed
@@ -61,7 +61,7 @@ class EvalJob(BaseModel):
     subset_path: Path
     data_root: Path
     configs_dir: Path
-    weights_dir: Path | None = None  # None: HarnessSettings().weights_dir
+    weights_dir: Path | None = None  # None: DEFAULT_WEIGHTS_DIR (./weights)
     seeds: tuple[int, ...] | None = None  # None: the recipe's seeds
     embeddings: str | None = None  # embedding set; None: the dataset's default set
     recipe_spec: RecipeSpec | None = None  # a named variant not in recipes.yaml (sweeps)
@@ -76,13 +76,14 @@ class EvalJob(BaseModel):
         subset_path: Path,
         data_root: Path,
         configs_dir: Path,
+        weights_dir: Path | None = None,
         store_dir: Path | None = None,
     ) -> EvalJob:
         """The job evaluating ``identity``, its subset read from ``subset_path``."""
         i = identity
         return cls(dataset=i.dataset, fraction=i.fraction, task=i.task, recipe=i.recipe,
                    subset_path=subset_path, data_root=data_root, configs_dir=configs_dir,
-                   store_dir=store_dir)  # fmt: skip
+                   weights_dir=weights_dir, store_dir=store_dir)  # fmt: skip
 
 
 def run_eval_job(job: EvalJob) -> EvalResult:
@@ -145,7 +146,7 @@ def evaluate_subset(
         labels=LabelSpace.of(ds) if ds.spec.task_type == "classification" else None,
         tasks=tasks,
         device=_select_device(),
-        weights_dir=weights_dir or HarnessSettings().weights_dir,
+        weights_dir=weights_dir or DEFAULT_WEIGHTS_DIR,
     )
     keys = ScoreKeys.of(ds, recipe, subset_sha256)
     use_store = store is not None and kind.name != "oracle"  # an oracle ignores the subset

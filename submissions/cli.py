@@ -5,7 +5,8 @@
     tdc-submit status [ID]          # the latest submission of your team without ID
     tdc-submit list [--dataset D]
 
-The token comes from ``TDC_TOKEN`` or the token file (see ``submissions.config``). Before
+The token comes from ``TDC_TOKEN`` or the token file, the server from ``--server`` or
+``TDC_SERVER`` (``submissions.config.ClientSettings``). Before
 uploading, the file is checked here under the file contract, against the budget and against
 the pool UIDs (downloaded once, cached under ~/.cache/tdc and revalidated by ETag), so most
 mistakes never leave your machine. Every failure prints one line and exits with its own code:
@@ -30,15 +31,15 @@ mistakes never leave your machine. Every failure prints one line and exits with 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from submissions.cli_runner import Failure, run_app
 from submissions.client import ApiError, ServerUnreachable, TdcClient
-from submissions.config import TokenError, cache_dir, load_token, server_url
+from submissions.config import ClientSettings, TokenError, load_settings
 from submissions.errors import SubsetFileError, TdcError
 from submissions.schemas import DatasetPublic, State, SubmissionDetail, SubmissionPublic
 
@@ -64,33 +65,29 @@ app = typer.Typer(
 ServerOpt = Annotated[str | None, typer.Option("--server", help="default: TDC_SERVER")]
 
 
-class Exit(Exception):
-    """Leave with ``code`` after printing ``message`` (one line) on stderr."""
-
-    def __init__(self, code: int, message: str, details: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.details = code, message, details or []
+def _settings() -> ClientSettings:
+    return load_settings(ClientSettings)
 
 
-def _client(server: str | None) -> TdcClient:
-    return TdcClient(server_url(server), load_token(), timeout=120)
+def _client(settings: ClientSettings, server: str | None) -> TdcClient:
+    return TdcClient(settings.server_url(server), settings.load_token(), timeout=120)
 
 
 def _fail(code: int, message: str, details: list[str] | None = None) -> NoReturn:
-    raise Exit(code, message, details)
+    raise Failure(code, message, details or [])
 
 
 # --- local pre-check ------------------------------------------------------------------------
 
 
-def pool_uids(client: TdcClient, dataset: str) -> np.ndarray:
+def pool_uids(client: TdcClient, dataset: str, *, cache_dir: Path) -> np.ndarray:
     """The pool UIDs, from the cache when the server's ETag still matches."""
     from urllib.parse import urlsplit
 
     import numpy as np
 
     host = urlsplit(client.base_url).netloc.replace(":", "_") or "local"
-    path = cache_dir() / "pool-uids" / host / f"{dataset}.npy"
+    path = cache_dir / "pool-uids" / host / f"{dataset}.npy"
     tag_file = path.with_suffix(".etag")
     old = tag_file.read_text().strip() if tag_file.is_file() and path.is_file() else None
     new = client.pool_uids(dataset, path, etag=old)
@@ -101,7 +98,13 @@ def pool_uids(client: TdcClient, dataset: str) -> np.ndarray:
 
 
 def precheck(
-    client: TdcClient, path: Path, *, info: DatasetPublic, fraction: float, task: str | None
+    client: TdcClient,
+    path: Path,
+    *,
+    info: DatasetPublic,
+    fraction: float,
+    task: str | None,
+    cache_dir: Path,
 ) -> int:
     """Check ``path`` as the server will; returns the subset size or exits with code 3."""
     from submissions.subset_file import read_subset_file
@@ -126,7 +129,7 @@ def precheck(
         uids,
         budget=budgets[match[0]],
         fraction=fraction,
-        pool=lambda: pool_uids(client, info.name),
+        pool=lambda: pool_uids(client, info.name, cache_dir=cache_dir),
         name=info.name,
     )
     if problems:
@@ -176,11 +179,12 @@ def upload(
     poll: Annotated[float, typer.Option(help="--wait polling interval, s")] = 5.0,
 ) -> None:
     """Check FILE locally, upload it, print its id and web page (and, with --wait, scores)."""
-    with _client(server) as client:
+    settings = _settings()
+    with _client(settings, server) as client:
         if check:
-            size = precheck(
-                client, file, info=client.dataset(dataset), fraction=fraction, task=task
-            )
+            info = client.dataset(dataset)
+            size = precheck(client, file, info=info, fraction=fraction, task=task,
+                            cache_dir=settings.cache_dir)  # fmt: skip
             typer.echo(f"pre-check passed: {size} UIDs, all in the pool", err=True)
         sub = _upload(client, file, dataset=dataset, fraction=fraction, task=task, recipe=recipe,
                       name=name)  # fmt: skip
@@ -239,7 +243,7 @@ def status(
     server: ServerOpt = None,
 ) -> None:
     """Show a submission's state and, when scored, its scores."""
-    with _client(server) as client:
+    with _client(_settings(), server) as client:
         if submission_id is None:
             latest = client.list(limit=1)
             if not latest:
@@ -256,7 +260,7 @@ def list_(
     server: ServerOpt = None,
 ) -> None:
     """List your team's submissions, newest first."""
-    with _client(server) as client:
+    with _client(_settings(), server) as client:
         for s in client.list(dataset=dataset, state=state, limit=limit):
             when = f"{s.created_at:%Y-%m-%d %H:%M}"
             typer.echo(f"{s.id:>7}  {s.state.value:<12} {s.dataset} {s.fraction:g} "
@@ -272,7 +276,7 @@ def _quota_message(err: ApiError) -> str:
     return str(err)
 
 
-def _api_exit(err: ApiError) -> Exit:
+def _api_exit(err: ApiError) -> Failure:
     code = STATUS_EXIT.get(err.status, EXIT_SERVER)
     details = [f"  - {p.get('code', '?')}: {p.get('message', '')}" for p in err.problems()]
     messages = {
@@ -283,41 +287,29 @@ def _api_exit(err: ApiError) -> Exit:
         429: _quota_message(err),
         404: f"not found: {err}",
     }
-    return Exit(code, messages.get(err.status, f"server error {err.status}: {err}"),
-                details if err.status == 422 else [])  # fmt: skip
+    return Failure(code, messages.get(err.status, f"server error {err.status}: {err}"),
+                   details if err.status == 422 else [])  # fmt: skip
+
+
+def _failure(err: TdcError) -> Failure:
+    """Each kind of failure its own exit code (the table above)."""
+    if isinstance(err, ApiError):
+        return _api_exit(err)
+    if isinstance(err, ServerUnreachable):
+        return Failure(EXIT_NETWORK, f"server unreachable: {err}")
+    if isinstance(err, TokenError):
+        return Failure(EXIT_AUTH, f"not authenticated: {err}")
+    return Failure(EXIT_PRECHECK, str(err))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (tests call ``main([...])``)."""
-    import click
+    import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] not in (*COMMANDS, "--help", "-h"):
         args.insert(0, "upload")  # `tdc-submit FILE ...` is the upload command
-    try:
-        app(args=args, prog_name="tdc-submit", standalone_mode=False)
-        return 0
-    except Exit as ex:
-        failure = ex
-    except ApiError as err:
-        failure = _api_exit(err)
-    except ServerUnreachable as err:
-        failure = Exit(EXIT_NETWORK, f"server unreachable: {err}")
-    except TokenError as err:
-        failure = Exit(EXIT_AUTH, f"not authenticated: {err}")
-    except TdcError as err:
-        failure = Exit(EXIT_PRECHECK, str(err))
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
-        return 130
-    typer.echo(f"error: {failure.message}", err=True)
-    for line in failure.details:
-        typer.echo(line, err=True)
-    return failure.code
+    return run_app(app, args, prog_name="tdc-submit", translate=_failure)
 
 
 if __name__ == "__main__":

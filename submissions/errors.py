@@ -1,12 +1,12 @@
 """The one exception hierarchy of Task-DataComp.
 
 Every user-facing failure is a :class:`TdcError`. Boundaries translate it exactly once:
-CLIs print ``str(err)`` and exit with code 2, the server answers a 4xx JSON problem list::
+the console scripts print ``error: <message>`` and exit with code 2 (one runner for all
+three, :mod:`submissions.cli_runner`; ``tdc-submit`` maps kinds of failure to their own
+codes), the server answers a 4xx JSON problem list::
 
-    try:
-        run()
-    except TdcError as err:
-        raise SystemExit(f"error: {err}") from None
+    def main(argv: list[str] | None = None) -> int:
+        return run_app(app, argv, prog_name="tdc-harness")
 """
 
 from __future__ import annotations

@@ -109,6 +109,7 @@ def _run(
             params=overrides,
             baselines=config,
             progress=progress,
+            weights_dir=s.weights_dir,
         )
     write_selection(out, out_path)
     return {**out.metadata, "output": str(out_path)}

@@ -11,12 +11,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from harness.settings import HarnessSettings
     from harness.specs import BenchmarkSpecs
+    from submissions.config import ClientSettings
 
 
 def settings() -> HarnessSettings:
+    """The harness's settings from ``TDC_*`` (an invalid value is a ConfigError: exit 2)."""
     from harness.settings import HarnessSettings
+    from submissions.config import load_settings
 
-    return HarnessSettings()
+    return load_settings(HarnessSettings)
+
+
+def client_settings() -> ClientSettings:
+    """How the harness reaches the server: ``TDC_SERVER``, ``TDC_ORGANIZER_TOKEN``, ..."""
+    from submissions.config import ClientSettings, load_settings
+
+    return load_settings(ClientSettings)
 
 
 def specs(s: HarnessSettings | None = None) -> BenchmarkSpecs:

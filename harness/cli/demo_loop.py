@@ -8,7 +8,7 @@ Steps (each skips or reuses what a previous run left):
 
 - ``server``: a SQLite database and file store under ``<runs>/demo-server``; migrations; an
   organizer token and a participant token for team ``demo-team``; ``tdc-server serve`` on
-  127.0.0.1:8000 (``TDC_PORT`` to change), stopped by its PID when the demo ends.
+  127.0.0.1:8000 (``TDC_PORT``: ``settings.port``), stopped by its PID when the demo ends.
 - ``references``: the reference methods (``REFERENCES``) x fractions (x tasks for task-aware
   methods), each scored over 3 selection seeds through the results store and posted as one
   unranked reference row per method (``harness.references``: mean ± std over the seeds, the
@@ -112,7 +112,7 @@ def server_step(run: DemoRun) -> None:
     s = run.settings
     home = (Path(s.runs_dir) / "demo-server").absolute()
     home.mkdir(parents=True, exist_ok=True)
-    port = int(os.environ.get("TDC_PORT", "8000"))
+    port = s.port
     if not _port_free(port):
         raise ConfigError(f"port {port} on 127.0.0.1 is in use (another demo?); set TDC_PORT")
     url = f"http://127.0.0.1:{port}"
@@ -167,7 +167,7 @@ def references_step(run: DemoRun) -> None:
     refs = [Reference.of(m, p, baselines=baselines) for m, p in REFERENCES]
     rows = score_references(ds=ds, recipe=common.specs(s).recipe(ds.spec.default_recipe),
                             refs=refs, fractions=FRACTIONS, baselines=baselines,
-                            store=ResultsStore(s.runs_dir))  # fmt: skip
+                            store=ResultsStore(s.runs_dir), weights_dir=s.weights_dir)  # fmt: skip
     with TdcClient(server.url, server.organizer_token) as client:
         run.notes["references"] = post_rows(client, rows, team=BASELINE_TEAM)[0]
 
@@ -176,13 +176,16 @@ def example_step(run: DemoRun) -> None:
     """Submit one participant subset as team ``demo-team`` (through the upload path the
     worker then evaluates), so the board has a ranked entry."""
     from harness.selection.api import select, write_selection
+    from harness.selection.config import load_baselines
     from submissions.client import TdcClient
 
     server: DemoServer = run.notes["server"]
     if run.dataset is None:
         raise RuntimeError("example_step needs prepare_step first")
     method, fraction, task = EXAMPLE
-    sel = select(ds=run.dataset, method=method, fraction=fraction, task=task, seed=0)
+    s = run.settings
+    sel = select(ds=run.dataset, method=method, fraction=fraction, task=task, seed=0,
+                 baselines=load_baselines(s.configs_dir), weights_dir=s.weights_dir)  # fmt: skip
     path = write_selection(sel, Path(run.settings.runs_dir) / "demo-server" / "example.npy")
     with TdcClient(server.url, server.participant_token) as client:
         client.submit(path, dataset=run.dataset.spec.name, fraction=fraction, task=task,
@@ -199,8 +202,8 @@ def _worker(
     s = run.settings
     spec = executor_spec("local", configs_dir=s.configs_dir)
     options = WorkerOptions(executor=spec, runs_dir=s.runs_dir, data_root=s.data_root,
-                            configs_dir=s.configs_dir, poll_s=0.5, idle_s=2.0,
-                            watch=watch)  # fmt: skip
+                            configs_dir=s.configs_dir, weights_dir=s.weights_dir, poll_s=0.5,
+                            idle_s=2.0, watch=watch)  # fmt: skip
     return Worker(client=client, options=options, stop=stop)
 
 

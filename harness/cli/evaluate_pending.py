@@ -29,6 +29,7 @@ from harness.cli.main import app
 if TYPE_CHECKING:
     from harness.dispatch.client import Client
     from harness.dispatch.executors import ExecutorSpec
+    from harness.settings import HarnessSettings
 
 
 @app.command("evaluate-pending")
@@ -38,7 +39,7 @@ def evaluate_pending(
     ] = None,
     token: Annotated[
         str | None,
-        typer.Option("--token", envvar="TDC_ORGANIZER_TOKEN", help="organizer token"),
+        typer.Option("--token", help="organizer token (default: TDC_ORGANIZER_TOKEN)"),
     ] = None,
     executor: Annotated[
         str | None,
@@ -65,13 +66,15 @@ def evaluate_pending(
     items_per_task: Annotated[int | None, typer.Option("--items-per-task", min=1)] = None,
 ) -> None:
     """Claim queued submissions, evaluate them, post results (or explain failures)."""
+    from harness.cli.common import client_settings
     from harness.cli.common import settings as get_settings
     from harness.dispatch.executors import executor_spec
     from submissions.client import TdcClient
-    from submissions.config import server_url
     from submissions.errors import ConfigError
 
     settings = get_settings()
+    client_config = client_settings()
+    token = client_config.organizer(token)
     overrides: dict[str, Any] = {
         "partition": partition,
         "timeout_min": timeout_min,
@@ -85,11 +88,11 @@ def evaluate_pending(
     )
     if not token:
         raise ConfigError("an organizer token is needed: --token or TDC_ORGANIZER_TOKEN")
-    with TdcClient(server_url(server), token) as client:
+    with TdcClient(client_config.server_url(server), token) as client:
         if dry_run:
             _dry_run(client, spec, dataset=dataset, limit=max_jobs)
             return
-        _run(client, spec, watch=watch, max_jobs=max_jobs, dataset=dataset,
+        _run(client, spec, settings, watch=watch, max_jobs=max_jobs, dataset=dataset,
              lease_seconds=lease_seconds, max_pending_s=max_pending_s)  # fmt: skip
 
 
@@ -114,6 +117,7 @@ def _dry_run(client: Client, spec: ExecutorSpec, *, dataset: str | None, limit: 
 def _run(
     client: Client,
     spec: ExecutorSpec,
+    s: HarnessSettings,
     *,
     watch: bool,
     max_jobs: int,
@@ -121,15 +125,14 @@ def _run(
     lease_seconds: int,
     max_pending_s: float,
 ) -> None:
-    from harness.cli.common import settings as get_settings
     from harness.dispatch.worker import Worker, WorkerOptions
 
-    s = get_settings()
     options = WorkerOptions(
         executor=spec,
         runs_dir=s.runs_dir,
         data_root=s.data_root,
         configs_dir=s.configs_dir,
+        weights_dir=s.weights_dir,
         max_jobs=max_jobs,
         lease_seconds=lease_seconds,
         max_pending_s=max_pending_s,

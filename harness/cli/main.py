@@ -4,10 +4,11 @@
     tdc-harness prepare demo && tdc-harness embed demo
     tdc-harness validate sub.npy --dataset demo --fraction 0.1
 
-Commands are thin: they parse options, call keyword-only library functions, and translate a
-TdcError into exit code 2 with its message (see ``_handle``). Heavy modules are imported
-inside the commands, so ``--help`` stays fast. Our own packages log at INFO; third-party
-libraries (faiss's loader, timm, ultralytics) only from WARNING, unless ``--verbose``.
+Commands are thin: they parse options and call keyword-only library functions; ``main`` runs
+the app through ``submissions.cli_runner`` (a TdcError: exit 2 and its message; a usage
+error: exit 2 and the usage). Heavy modules are imported inside the commands, so ``--help``
+stays fast. Our own packages log at INFO; third-party libraries (faiss's loader, timm,
+ultralytics) only from WARNING, unless ``--verbose``.
 """
 
 from __future__ import annotations
@@ -69,33 +70,8 @@ def _load_commands() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (tests call ``main([...])``)."""
+    from submissions.cli_runner import run_app
+
     configure_logging(verbose=False)
     _load_commands()
-    try:
-        # Without standalone mode, click *returns* a typer.Exit's code instead of raising.
-        rc = app(args=argv, prog_name="tdc-harness", standalone_mode=False)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    except Exception as exc:
-        return _handle(exc)
-    return rc if isinstance(rc, int) else 0
-
-
-def _handle(exc: Exception) -> int:
-    """Exit code for an exception raised by a command (TdcError -> 2 with its message)."""
-    import click
-
-    from submissions.errors import TdcError
-
-    if isinstance(exc, TdcError):
-        typer.echo(f"error: {exc}", err=True)
-        return 2
-    if isinstance(exc, typer.Exit | click.exceptions.Exit):
-        return int(getattr(exc, "exit_code", 0))
-    if isinstance(exc, typer.Abort | click.exceptions.Abort):
-        return 130
-    # Typer ships its own copy of click: its usage errors are TyperExceptions with show().
-    if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "show"):
-        exc.show()
-        return int(getattr(exc, "exit_code", 2))
-    raise exc
+    return run_app(app, argv, prog_name="tdc-harness")

@@ -43,7 +43,7 @@ def oracle_command(
         None, "--server", help="server URL (default: TDC_SERVER or local)"
     ),
     token: str | None = typer.Option(
-        None, "--token", envvar="TDC_ORGANIZER_TOKEN", help="organizer token (with --post)"
+        None, "--token", help="organizer token (with --post; default: TDC_ORGANIZER_TOKEN)"
     ),
     team: str | None = typer.Option(None, "--team", help="the rows' team (default: oracle)"),
     embeddings: str | None = typer.Option(
@@ -56,6 +56,8 @@ def oracle_command(
     from harness.specs import check_fraction
     from submissions.errors import ConfigError
 
+    client = common.client_settings()
+    token = client.organizer(token)
     if post and not token:  # fail before training, not after
         raise ConfigError("--post needs an organizer token: --token or TDC_ORGANIZER_TOKEN")
     settings = common.settings()
@@ -80,16 +82,12 @@ def oracle_command(
     if out is not None:
         typer.echo(f"wrote {out}")
     if post:
-        _post(results, server=server, token=token, team=team)
+        _post(results, url=client.server_url(server), token=token, team=team)
 
 
-def _post(
-    results: list[EvalResult], *, server: str | None, token: str | None, team: str | None
-) -> None:
+def _post(results: list[EvalResult], *, url: str, token: str | None, team: str | None) -> None:
     from submissions.client import TdcClient
-    from submissions.config import server_url
 
-    url = server_url(server)
     with TdcClient(url, token) as client:
         recorded = client.post_references(results, kind="oracle", team=team)
     ids = ", ".join(str(s.id) for s in recorded.submissions)

@@ -46,7 +46,7 @@ def references_command(
     post: bool = typer.Option(False, "--post", help="record the rows on the server"),
     server: str | None = typer.Option(None, "--server", help="default: TDC_SERVER or local"),
     token: str | None = typer.Option(
-        None, "--token", envvar="TDC_ORGANIZER_TOKEN", help="organizer token (with --post)"
+        None, "--token", help="organizer token (with --post; default: TDC_ORGANIZER_TOKEN)"
     ),
     team: str = typer.Option("baselines", "--team", help="the rows' team"),
     embeddings: str | None = typer.Option(None, "--embeddings", help="default: the dataset's"),
@@ -58,6 +58,8 @@ def references_command(
     from harness.specs import check_fraction
     from harness.store import ResultsStore
 
+    client = common.client_settings()
+    token = client.organizer(token)
     if post and not token:  # fail before any training, not after
         raise ConfigError("--post needs an organizer token: --token or TDC_ORGANIZER_TOKEN")
     settings = common.settings()
@@ -74,6 +76,7 @@ def references_command(
         seeds=parse_seeds(seeds) or SELECTION_SEEDS,
         baselines=baselines,
         store=ResultsStore(settings.runs_dir),
+        weights_dir=settings.weights_dir,
     )
     for row in rows:
         typer.echo(describe(row))
@@ -83,7 +86,7 @@ def references_command(
         out.write_text(json.dumps(payload, indent=2) + "\n")
         typer.echo(f"wrote {out}")
     if post:
-        _post(rows, server=server, token=token, team=team)
+        _post(rows, url=client.server_url(server), token=token, team=team)
 
 
 def parse_method(item: str) -> tuple[str, dict[str, Any]]:
@@ -105,13 +108,10 @@ def describe(row: ScoredReference) -> str:
     return f"{row.label} | f={row.fraction:g} {scope} | {distinct} subset(s) | {cells}"
 
 
-def _post(rows: list[ScoredReference], *, server: str | None, token: str | None,
-          team: str) -> None:  # fmt: skip
+def _post(rows: list[ScoredReference], *, url: str, token: str | None, team: str) -> None:
     from harness.references import post_rows
     from submissions.client import TdcClient
-    from submissions.config import server_url
 
-    url = server_url(server)
     with TdcClient(url, token) as client:
         created, total = post_rows(client, rows, team=team)
     typer.echo(f"posted {total} reference row(s) to {url} ({created} new)")

@@ -41,8 +41,8 @@ def leaderboard_command(
     token: str | None = typer.Option(
         None,
         "--token",
-        envvar=["TDC_ORGANIZER_TOKEN", "TDC_TOKEN"],
-        help="API token (needed only with --organizer, which needs an organizer token)",
+        help="API token (default: TDC_ORGANIZER_TOKEN, else TDC_TOKEN; needed only with "
+        "--organizer, which needs an organizer token)",
     ),
     organizer: bool = typer.Option(
         False, "--organizer", help="include hidden tests and hidden submissions (do not publish)"
@@ -52,15 +52,19 @@ def leaderboard_command(
     import tempfile
 
     from harness.archive import extract_zip
+    from harness.cli import common
     from submissions.client import TdcClient
-    from submissions.config import server_url
     from submissions.errors import ConfigError
 
+    settings = common.client_settings()
+    token = settings.organizer(token) or (
+        settings.token.get_secret_value() if settings.token else None
+    )
     if organizer and not token:
         raise ConfigError("--organizer needs an organizer token: --token or TDC_ORGANIZER_TOKEN")
     with (
         tempfile.TemporaryDirectory(prefix="tdc-report-") as tmp,
-        TdcClient(server_url(server), token, timeout=DOWNLOAD_TIMEOUT_S) as client,
+        TdcClient(settings.server_url(server), token, timeout=DOWNLOAD_TIMEOUT_S) as client,
     ):
         archive = client.download_site(Path(tmp) / "site.zip", organizer=organizer)
         files = extract_zip(archive, out)

@@ -56,6 +56,7 @@ def work_item(
     data_root: Path,
     configs_dir: Path,
     store_dir: Path | None = None,
+    weights_dir: Path | None = None,
 ) -> WorkItem:
     return WorkItem(
         identity=identity,
@@ -63,6 +64,7 @@ def work_item(
         data_root=data_root.absolute(),  # jobs may start in another working directory
         configs_dir=configs_dir.absolute(),
         store_dir=store_dir.absolute() if store_dir else None,
+        weights_dir=weights_dir.absolute() if weights_dir else None,
     )
 
 

@@ -52,6 +52,7 @@ class WorkItem(BaseModel):
     data_root: Path
     configs_dir: Path
     store_dir: Path | None = None  # the results store shared with sweeps (harness.store)
+    weights_dir: Path | None = None  # local checkpoints (TDC_WEIGHTS_DIR of the worker)
 
     @property
     def key(self) -> str:
@@ -136,6 +137,7 @@ def _evaluate(item: WorkItem) -> EvalResult:
         subset_path=item.subset_path,
         data_root=item.data_root,
         configs_dir=item.configs_dir,
+        weights_dir=item.weights_dir,
         store_dir=item.store_dir,
     )
     return run_eval_job(job)

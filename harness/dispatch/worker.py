@@ -45,6 +45,7 @@ from harness.dispatch.reconcile import (
     squeue_states,
 )
 from harness.dispatch.task import Outcome, WorkItem, read_outcome, run_work_items
+from harness.settings import DEFAULT_WEIGHTS_DIR
 from submissions.errors import TdcError
 from submissions.schemas import ClaimedSubmission
 
@@ -66,6 +67,7 @@ class WorkerOptions(BaseModel):
     runs_dir: Path
     data_root: Path
     configs_dir: Path
+    weights_dir: Path = DEFAULT_WEIGHTS_DIR  # local checkpoints of finetune recipes
     worker: str = Field(default_factory=default_worker_name)
     max_jobs: int = Field(100, gt=0, description="submissions held at once")
     lease_seconds: int = Field(600, gt=0)
@@ -206,7 +208,7 @@ class Worker:
         o = self.options
         return plan.work_item(
             sub.identity, run_dir=o.run_dir, data_root=o.data_root, configs_dir=o.configs_dir,
-            store_dir=o.runs_dir,
+            store_dir=o.runs_dir, weights_dir=o.weights_dir,
         )  # fmt: skip
 
     def _reuse_or_adopt(self, entry: Entry) -> bool:

@@ -45,11 +45,15 @@ def select(
     params: Mapping[str, Any] | None = None,
     baselines: BaselinesConfig | None = None,
     progress: ProgressFn | None = None,
+    weights_dir: Path | None = None,
 ) -> SelectionOutput:
-    """Run baseline ``method`` on ``ds`` for ``fraction`` of the pool and ``task`` (or none)."""
-    from harness.settings import HarnessSettings
+    """Run baseline ``method`` on ``ds`` for ``fraction`` of the pool and ``task`` (or none).
 
-    config = baselines or load_baselines(HarnessSettings().configs_dir)
+    ``baselines`` defaults to the shipped ``configs/baselines.yaml`` (commands pass the one of
+    ``TDC_CONFIGS_DIR``); ``weights_dir`` is where relative checkpoint names resolve."""
+    from harness.settings import default_configs_dir
+
+    config = baselines or load_baselines(default_configs_dir())
     spec = config.method(method)
     resolved = spec.resolved_params(params)
     if spec.needs_query and task is None:
@@ -58,7 +62,7 @@ def select(
             f"(one of {', '.join(ds.spec.task_names())})"
         )
     budget = ds.spec.budget(fraction, pool_size=ds.pool_size)
-    ctx = SelectionContext.from_dataset(ds, task=task, progress=progress)
+    ctx = SelectionContext.from_dataset(ds, task=task, progress=progress, weights_dir=weights_dir)
     started = time.perf_counter()
     out = run_selector(ctx, method, budget, seed=seed, params=resolved)
     if out.size == 0:

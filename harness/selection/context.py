@@ -7,6 +7,7 @@
     y, yq = ctx.pool("label"), ctx.query("label")
     paths = ctx.pool("path")               # (n,) str: absolute image file paths, pool order
     ctx.progress("k-means", 3, 20)         # logging-friendly progress callback
+    ctx.weights_dir                        # local checkpoints (gradmatch's ``weights``)
 
     # benchmarks and unit tests: plain arrays, no files
     ctx = SelectionContext.from_arrays(pool={"image": x}, query={"image": q})
@@ -26,11 +27,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from harness.settings import DEFAULT_WEIGHTS_DIR
 from submissions.errors import ConfigError, DataNotFound
 
 if TYPE_CHECKING:
@@ -66,11 +69,17 @@ class SelectionContext:
     _load_pool: Loader = field(repr=False)
     _load_query: Loader | None = field(repr=False)
     progress: ProgressFn = field(default=log_progress, repr=False)
+    weights_dir: Path = DEFAULT_WEIGHTS_DIR  # relative checkpoint names resolve here
     _cache: dict[tuple[str, str], npt.NDArray[np.generic]] = field(default_factory=dict)
 
     @classmethod
     def from_dataset(
-        cls, ds: Dataset, *, task: str | None, progress: ProgressFn | None = None
+        cls,
+        ds: Dataset,
+        *,
+        task: str | None,
+        progress: ProgressFn | None = None,
+        weights_dir: Path | None = None,
     ) -> SelectionContext:
         pool = ds.spec.pool
         query = ds.spec.task(task).query if task is not None else None
@@ -90,6 +99,7 @@ class SelectionContext:
             _load_pool=lambda kind: split_array(pool, kind),
             _load_query=(lambda kind: split_array(query, kind)) if query else None,
             progress=progress or log_progress,
+            weights_dir=weights_dir or DEFAULT_WEIGHTS_DIR,
         )
 
     @classmethod
@@ -100,6 +110,7 @@ class SelectionContext:
         query: Mapping[str, npt.NDArray[np.generic]] | None = None,
         task_type: str = "classification",
         progress: ProgressFn | None = None,
+        weights_dir: Path | None = None,
     ) -> SelectionContext:
         """A context over in-memory arrays keyed by kind (``image``, ``label``, ...)."""
         sizes = {len(a) for a in pool.values()}
@@ -121,6 +132,7 @@ class SelectionContext:
             _load_pool=getter(pool, "pool"),
             _load_query=getter(query, "query set") if query is not None else None,
             progress=progress or log_progress,
+            weights_dir=weights_dir or DEFAULT_WEIGHTS_DIR,
         )
 
     @property

@@ -61,6 +61,7 @@ import numpy.typing as npt
 from harness.selection.context import SelectionContext
 from harness.selection.labels import ClassIndex, allocate
 from harness.selection.registry import SELECTORS, SelectionOutput, output
+from harness.settings import DEFAULT_WEIGHTS_DIR
 from submissions.errors import ConfigError, DataNotFound
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ def gradmatch(
         device=device,
         eval_batch_size=eval_batch_size,
         num_workers=num_workers,
+        weights_dir=ctx.weights_dir,
     )
     labels = ClassIndex.of(ctx)
     counts = class_budgets(budget, labels.pool, labels.query, len(labels.classes))
@@ -211,27 +213,31 @@ def match_class(
     return np.asarray(fit.indices, dtype=np.int64), relative
 
 
-def train_spec(*, weights: str | None, device: str, **fields: Any) -> EarlyTrainSpec:
-    """The validated training spec: weights resolved to an existing file, device to one here."""
+def train_spec(
+    *, weights: str | None, device: str, weights_dir: Path = DEFAULT_WEIGHTS_DIR, **fields: Any
+) -> EarlyTrainSpec:
+    """The validated training spec: weights resolved to an existing file (a relative name under
+    ``weights_dir``), device to one here."""
     from pydantic import ValidationError
 
     from harness.selection.early_train import EarlyTrainSpec
 
     try:
-        return EarlyTrainSpec(weights=_weights_path(weights), device=_device(device), **fields)
+        return EarlyTrainSpec(
+            weights=_weights_path(weights, weights_dir), device=_device(device), **fields
+        )
     except ValidationError as err:
         lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
         raise ConfigError(f"gradmatch: invalid parameters: {'; '.join(lines)}") from None
 
 
-def _weights_path(weights: str | None) -> Path | None:
+def _weights_path(weights: str | None, weights_dir: Path) -> Path | None:
     from harness.recipes.backbones import resolve_weights
-    from harness.settings import HarnessSettings
 
     if weights is None:
         return None
     try:
-        return resolve_weights(weights, HarnessSettings().weights_dir).absolute()
+        return resolve_weights(weights, weights_dir).absolute()
     except DataNotFound:
         raise DataNotFound(
             f"gradmatch: weights {weights!r} not found (a local resnet18 checkpoint, "

@@ -75,6 +75,7 @@ def _select(job: SelectionJob) -> SelectionRecord:
             seed=job.seed,
             params=job.params,
             baselines=load_baselines(job.paths.configs_dir),
+            weights_dir=job.paths.weights_dir,
         )
         sha = subset_sha256(out.rows)
         ResultsStore(job.paths.runs_dir).save_subset(sha, ds.uids(ds.spec.pool)[out.rows])

@@ -108,12 +108,15 @@ def test_row_gradients_are_autograd_of_the_batch_mean_cross_entropy() -> None:
 # --- the ResNet path on real PNGs -------------------------------------------------------------
 
 
-def small_context(ds: Dataset, *, pool: int = 36, task: str = "test2") -> SelectionContext:
+def small_context(
+    ds: Dataset, *, pool: int = 36, task: str = "test2", weights_dir: Path | None = None
+) -> SelectionContext:
     """The first ``pool`` pool rows and a task's query set, as arrays with image paths."""
     full = SelectionContext.from_dataset(ds, task=task)
     return SelectionContext.from_arrays(
         pool={"path": full.pool("path")[:pool], "label": full.pool("label")[:pool]},
         query={"path": full.query("path"), "label": full.query("label")},
+        weights_dir=weights_dir,
     )
 
 
@@ -190,12 +193,13 @@ def test_weights_load_from_a_local_checkpoint(tmp_path: Path, name: str) -> None
 
 
 def test_selector_uses_weights_relative_to_the_weights_dir(
-    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_dataset: Dataset, tmp_path: Path
 ) -> None:
+    """The context's weights_dir (the command passes TDC_WEIGHTS_DIR), not the environment."""
     saved_resnet18(tmp_path / "rn18.safetensors")
-    monkeypatch.setenv("TDC_WEIGHTS_DIR", str(tmp_path))
     params = {**TINY, "weights": "rn18.safetensors"}
-    out = run_selector(small_context(tiny_dataset), "gradmatch", 10, seed=0, params=params)
+    ctx = small_context(tiny_dataset, weights_dir=tmp_path)
+    out = run_selector(ctx, "gradmatch", 10, seed=0, params=params)
     assert out.size == 10
     assert out.metadata["weights"] == str(tmp_path / "rn18.safetensors")
     assert out.metadata["normalize"] is True  # ImageNet-style weights get mean/std inputs
