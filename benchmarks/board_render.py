@@ -13,7 +13,7 @@ side by side in one run:
 - the same with every cache emptied before each request (the query of ~30k task scores, the
   ranking of every fraction, the plot series, rendering): the peer here is this uncached path
   of the same code, since no outside leaderboard runs offline;
-- ``GET /datasets/demo`` through the ASGI app (what the server does: one revalidation query,
+- ``GET /datasets/demo`` through the ASGI app (what the server does: one board-version query,
   then the rendered page from the cache while the database is unchanged);
 - board JSON and CSV (``GET /api/leaderboard/demo?fraction=0.1``) through the ASGI app;
 - the HTML page through a real uvicorn server on 127.0.0.1 (sequential, then 20 concurrent
@@ -42,7 +42,7 @@ from leaderboard.render import ServerLinks, render_board
 from server.context import ServerContext
 from server.db import make_engine, migrate
 from server.models import Evaluation, Submission, SubmissionEvent, TaskScore, Team, utcnow
-from server.services.pages import PageService
+from server.services.page_data import PageService
 from server.settings import Settings
 
 TASKS = ("test1", "test2", "test3", "test4")
@@ -185,9 +185,10 @@ def run(url: str, args: argparse.Namespace, workdir: Path) -> None:
             page = pages.board_page(db=db, dataset="demo", fraction=0.1)
             return render_board(page=page, links=links)
 
-    def cold() -> str:
-        pages.boards._cache.clear()
-        return board_html()
+    def cold() -> str:  # a fresh PageService: its own empty cache
+        with Session(engine) as db:
+            page = PageService(ctx).board_page(db=db, dataset="demo", fraction=0.1)
+            return render_board(page=page, links=links)
 
     html = board_html()
     with Session(engine) as db:

@@ -5,16 +5,24 @@ PostgreSQL, and the memory cost of a 100 MB upload.
     .venv/bin/python -m benchmarks.server --db sqlite --submissions 2000 --requests 300
 
 For each database: migrate, seed ``--submissions`` scored submissions of ``demo`` (about 4
-task scores each; ``benchmarks.board_render.seed``), start a real server (``server.live``,
-the default configuration: one uvicorn process, access log on), then drive it with ``wrk``
-(``apt-get install wrk``; a C load generator, so the client's own cost does not inflate the
-server's tail on these 2 shared cores) with ``--clients`` connections for ``--wrk-seconds``
-per path. Printed: p50/p95/p99, requests per second and errors, side by side with the
-issue's targets (``GET /api/leaderboard/demo?fraction=0.1``: p95 < 50 ms; the HTML board
-``/datasets/demo?fraction=0.1``: p95 < 100 ms) and with ``GET /api/info`` for scale (a
-request doing no work but routed through FastAPI; a repeated public board skips routing,
-see ``server.routes.fastlane``). Each path is driven twice: as a browser or httpx asks
-(``Accept-Encoding: gzip``) and uncompressed (``identity``, wrk's default).
+task scores each; ``benchmarks.board_render.seed``), then three cases, each a real server
+(``server.live``: ``tdc-server serve``, access log on) driven by ``wrk`` (``apt-get install
+wrk``; a C load generator, so the client's own cost does not inflate the server's tail on
+these shared cores) with ``--clients`` connections for ``--wrk-seconds`` per path, as a
+browser asks (``Accept-Encoding: gzip``):
+
+- static, one process;
+- one change per second, one process: a writer in this process hides or unhides a scored
+  submission through ``server.services.transitions`` every second (the board changes; the
+  server learns of it from the board version, as of any other process's write);
+- the same with ``--workers 2``.
+
+Printed per case: p50/p95/p99, requests per second and errors, side by side with the issue's
+targets (``GET /api/leaderboard/demo?fraction=0.1``: p95 < 50 ms; the HTML board
+``/datasets/demo?fraction=0.1``: p95 < 100 ms) and, static, ``GET /api/info`` for scale (a
+request doing no work but routed through FastAPI). Then memory: the server's RSS before and
+after ``--urls`` distinct board URLs (each a different ``version``, so a different body to
+build and keep) sent with an 8 KiB ``Accept`` header; target: growth < 50 MB.
 
 ``--python-client`` adds the old measurement: asyncio httpx clients in this process (they share
 the cores with the server, so their numbers are client-bound). Upload: a 100 MB file streamed
@@ -36,6 +44,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -109,24 +119,29 @@ def line(name: str, ms: list[float], target: float | None) -> str:
             f"p95 {p95(ms):8.1f} ms  {ratio}")  # fmt: skip
 
 
+CASES = (("static, 1 process", 1, False), ("one change per second, 1 process", 1, True),
+         ("--workers 2, one change per second", 2, True))  # fmt: skip
+
+
 def bench_database(label: str, url: str, workdir: Path, args: argparse.Namespace) -> None:
     from server.live import LiveServer
 
     t = time.perf_counter()
     env = prepare_database(url, workdir, args.submissions)
     print(f"{label}: seeded {args.submissions} submissions in {time.perf_counter() - t:.1f} s")
-    with LiveServer.start(env=env, log_path=workdir / "server.log") as srv:
-        if shutil.which("wrk") is None:
-            print("  wrk not installed (apt-get install wrk): no latency verdict")
-        elif args.wrk_seconds:
-            for encoding in ("gzip", "identity"):
-                print(f"  wrk, {args.clients} connections, Accept-Encoding: {encoding}")
-                for path in (FLOOR, *TARGETS_MS):
+    if shutil.which("wrk") is None:
+        print("  wrk not installed (apt-get install wrk): no latency verdict")
+    for case, workers, changing in CASES if args.wrk_seconds else ():
+        with LiveServer.start(env=env, log_path=workdir / "server.log", workers=workers) as srv:
+            print(f"  {case}: wrk, {args.clients} connections, Accept-Encoding: gzip")
+            with changes(url, per_s=1.0 if changing else 0.0):
+                for path in (*(() if changing else (FLOOR,)), *TARGETS_MS):
                     print(wrk_line(srv.url + path, clients=args.clients, seconds=args.wrk_seconds,
                                    target=TARGETS_MS.get(path), workdir=workdir,
-                                   encoding=encoding))  # fmt: skip
-            if args.changes_per_s:
-                bench_under_changes(url, srv.url, args, workdir)
+                                   encoding="gzip"))  # fmt: skip
+    with LiveServer.start(env=env, log_path=workdir / "server.log") as srv:
+        if args.urls:
+            print(distinct_urls(srv.url, srv.pid, n=args.urls))
         if args.python_client:
             print(f"  Python httpx clients ({args.clients}, in this process: client-bound)")
             for path in (FLOOR, *TARGETS_MS):
@@ -134,39 +149,68 @@ def bench_database(label: str, url: str, workdir: Path, args: argparse.Namespace
                 print(line(f"GET {path}", ms, TARGETS_MS.get(path)))
 
 
-def bench_under_changes(db_url: str, server: str, args: argparse.Namespace, workdir: Path) -> None:
-    """The same boards while the database changes ``--changes-per-s`` times a second.
-
-    Each change is an event row written by this process (for the server: another process's
-    write, seen within ``TDC_BOARD_REVALIDATE_S``), so every change invalidates every board
-    and one viewer pays a full rebuild (~0.6 s at 10k submissions) while the others are
-    served the previous board.
-    """
-    from sqlalchemy import text
+@contextmanager
+def changes(db_url: str, *, per_s: float) -> Iterator[None]:
+    """While inside: a scored submission hidden or unhidden ``per_s`` times a second, through
+    the state machine (so its board version is bumped, as by any real change)."""
+    if not per_s:
+        yield
+        return
+    from sqlmodel import Session
 
     from server.db import make_engine
+    from server.models import Submission
+    from server.services.transitions import set_flag
 
     engine, stop = make_engine(db_url), threading.Event()
 
     def write() -> None:
-        insert = text("INSERT INTO submissionevent (submission_id, action, from_state, to_state, "
-                      "actor, reason, created_at) VALUES (1, 'hide', 'scored', 'scored', "
-                      "'bench', 'a board change', CURRENT_TIMESTAMP)")  # fmt: skip
-        while not stop.wait(1.0 / args.changes_per_s):
-            with engine.begin() as conn:
-                conn.execute(insert)
+        hidden = False
+        while not stop.wait(1.0 / per_s):
+            hidden = not hidden
+            with Session(engine) as db:
+                sub = db.get(Submission, 1)
+                assert sub is not None
+                set_flag(db=db, sub=sub, flag="hidden", value=hidden, actor="bench",
+                         reason="a board change")  # fmt: skip
+                db.commit()
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
-    print(f"  wrk while the boards change {args.changes_per_s:g} times a second, gzip")
     try:
-        for path in TARGETS_MS:
-            print(wrk_line(server + path, clients=args.clients, seconds=args.wrk_seconds,
-                           target=TARGETS_MS[path], workdir=workdir, encoding="gzip"))  # fmt: skip
+        yield
     finally:
         stop.set()
         writer.join()
         engine.dispose()
+
+
+def distinct_urls(server: str, pid: int, *, n: int, clients: int = 8) -> str:
+    """Server RSS before and after ``n`` distinct board URLs (8 KiB ``Accept`` each)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    headers = {"Accept": "application/json, " + "x" * 8192}
+    with httpx.Client() as http:
+        http.get(server + "/api/leaderboard/demo?fraction=0.1", headers=headers)
+    before = proc.memory_info().rss
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=server, timeout=60) as http:
+            for i in range(k, n, clients):
+                path = f"/api/leaderboard/demo?fraction=0.1&version=v{i}&utm={i}"
+                http.get(path, headers=headers).raise_for_status()
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    grow = (proc.memory_info().rss - before) / 2**20
+    return (f"  {n} distinct board URLs in {time.perf_counter() - t:.0f} s: server RSS "
+            f"{before / 2**20:.0f} MB -> +{grow:.1f} MB (target < 50 MB: "
+            f"{'ok' if grow < 50 else 'OVER'})")  # fmt: skip
 
 
 _WRK_REPORT = """done = function(summary, latency, requests)
@@ -267,7 +311,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=1000, help="per path, --python-client")
     ap.add_argument("--python-client", action="store_true")
-    ap.add_argument("--changes-per-s", type=float, default=1.0, help="0: no run under changes")
+    ap.add_argument("--urls", type=int, default=10_000, help="distinct URLs for the RSS figure")
     ap.add_argument("--upload-mb", type=int, default=100)
     ap.add_argument("--wrk-seconds", type=int, default=10, help="0 disables the wrk run")
     args = ap.parse_args()

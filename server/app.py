@@ -51,9 +51,6 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(startup, engine, ctx)
         yield
-        pages = getattr(app.state, "pages", None)
-        if pages is not None:
-            pages.boards.clock.unwatch(engine)
         if own_engine:
             engine.dispose()
 
@@ -72,6 +69,11 @@ def create_app(
         else:
             app.include_router(module.router)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app for ``TDC_*`` environment variables (uvicorn's factory, one per worker)."""
+    return create_app(Settings())
 
 
 def startup(engine: Engine, ctx: ServerContext) -> None:

@@ -1,7 +1,7 @@
 """``tdc-server``: run the server and administer teams and tokens.
 
     tdc-server migrate                                   # alembic upgrade head
-    tdc-server serve [--host 127.0.0.1] [--port 8000]    # migrates, then uvicorn
+    tdc-server serve [--host 127.0.0.1] [--port 8000] [--workers 2]   # migrates, then uvicorn
     tdc-server create-team lab
     tdc-server issue-token lab --scope participant [--expires-days 90]   # prints the token once
     tdc-server revoke-token tdc_AbCdEf12                  # full token or its 12-char prefix
@@ -41,8 +41,9 @@ class ScopeOpt(StrEnum):
 
 def _settings() -> Settings:
     from server.settings import Settings
+    from submissions.config import load_settings
 
-    return Settings()
+    return load_settings(Settings)
 
 
 def _engine() -> Engine:
@@ -67,25 +68,24 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="default: TDC_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default: TDC_PORT")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="server processes (each its own cache)")] = 1,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="skip the upgrade")] = False,
 ) -> None:
     """Serve the API and the web leaderboard with uvicorn."""
     import uvicorn
 
-    from server.app import create_app
-    from server.db import make_engine
     from server.db import migrate as run
 
     settings = _settings()
-    engine = make_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-    )
     if not no_migrate:
+        engine = _engine()
         run(engine)
+        engine.dispose()
+    # Each worker process builds its app from the same TDC_* environment.
     uvicorn.run(
-        create_app(settings, engine=engine),
+        "server.app:from_environment",
+        factory=True,
+        workers=workers,
         host=host or settings.host,
         port=port or settings.port,
         log_level="info",
@@ -150,7 +150,7 @@ def report(
     from sqlmodel import Session
 
     from server.context import ServerContext
-    from server.services.pages import PageService
+    from server.services.page_data import PageService
     from server.services.static_site import write_static_site
     from submissions.errors import ConfigError
 
@@ -172,26 +172,12 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (tests call ``main([...])``)."""
-    import click
-
-    from submissions.errors import TdcError
+    from submissions.cli_runner import run_app
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        app(args=argv, prog_name="tdc-server", standalone_mode=False)
-    except TdcError as err:
-        typer.echo(f"error: {err}", err=True)
-        return 2
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Abort:
-        return 130
-    return 0
+    return run_app(app, argv, prog_name="tdc-server")
 
 
 if __name__ == "__main__":

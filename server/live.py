@@ -36,6 +36,7 @@ class LiveServer:
     env: dict[str, str]
     port: int
     log_path: Path
+    workers: int = 1
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @classmethod
@@ -46,12 +47,13 @@ class LiveServer:
         port: int | None = None,
         log_path: Path | None = None,
         timeout_s: float = 60,
+        workers: int = 1,
     ) -> LiveServer:
         port = port or free_port()
         full = {**os.environ, **env, "TDC_HOST": "127.0.0.1", "TDC_PORT": str(port)}
         full.setdefault("TDC_BASE_URL", f"http://127.0.0.1:{port}")
         log = log_path or Path(tempfile.mkstemp(prefix="tdc-server-", suffix=".log")[1])
-        srv = cls(env=full, port=port, log_path=log)
+        srv = cls(env=full, port=port, log_path=log, workers=workers)
         srv._spawn(timeout_s)
         return srv
 
@@ -67,7 +69,7 @@ class LiveServer:
     def _spawn(self, timeout_s: float) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "serve"],
+                [sys.executable, "-m", "server.cli", "serve", "--workers", str(self.workers)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -72,6 +72,9 @@ class Dataset(SQLModel, table=True):
     higher_is_better: bool = True
     pool_size: int | None = None
     synced_at: datetime = Field(default_factory=utcnow)
+    # Bumped in the transaction of every change a board of this dataset can show
+    # (server.services.transitions); cached boards are built once per value.
+    board_version: int = 0
 
 
 class Submission(SQLModel, table=True):

@@ -32,15 +32,16 @@ class Settings(HarnessSettings):
     lease_seconds_max: int = Field(86400, gt=0)
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
-    port: int = 8000
+    # port (TDC_PORT) is the harness's: the demo starts a server on it too.
     # A token's last_used_at is refreshed at most this often (a write per request would
     # serialise every read behind SQLite's single writer).
     token_touch_s: int = Field(60, ge=0)
     # "<dataset>/<task>" -> when its hidden test scores become public (overrides the spec).
     reveal_at: dict[str, datetime] = Field(default_factory=dict)
-    # Cached boards are served without a query while nothing was committed through this
-    # process; writes by other processes (a second server, a CLI) show within this time.
-    board_revalidate_s: float = Field(1.0, ge=0, description="0: read the version per request")
+    # Boards are served from memory, built once per board version (server.routes.cached).
+    board_cache_mb: int = Field(64, gt=0, description="bodies and ranked boards kept, in MiB")
+    board_max_age_s: int = Field(5, ge=0, description="browsers and proxies may reuse a board")
+    board_stale_s: int = Field(60, ge=0, description="... and show it while they revalidate")
     db_pool_size: int = Field(10, gt=0)
     db_max_overflow: int = Field(30, ge=0)
 

@@ -66,7 +66,7 @@ def test_the_checker_sees_every_kind_of_import() -> None:
         "if TYPE_CHECKING:\n"
         "    from leaderboard import render\n"
         "def f():\n"
-        "    from server.services.pages import PageService\n"
+        "    from server.services.page_data import PageService\n"
         "    importlib.import_module('server.cli')\n"
         "    __import__('leaderboard.export')\n"
         "from . import sibling\n"

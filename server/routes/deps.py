@@ -63,3 +63,19 @@ def get_organizer(principal: PrincipalDep) -> Principal:
 
 
 OrganizerDep = Annotated[Principal, Depends(get_organizer)]
+
+
+def is_organizer(db: Session, ctx: ServerContext, creds: HTTPAuthorizationCredentials) -> bool:
+    """Whether a page viewer's token is an organizer's; a bad token is still a 401."""
+    return authenticate(
+        db=db, token=creds.credentials, touch_s=ctx.settings.token_touch_s
+    ).is_organizer
+
+
+def organizer_flag(
+    db: SessionDep,
+    ctx: CtxDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> bool:
+    """Anonymous viewers are the public (False)."""
+    return creds is not None and is_organizer(db, ctx, creds)

@@ -6,7 +6,7 @@
 
 ``format=csv`` or ``Accept: text/csv`` selects CSV (one table, board identity in the first
 columns). Public callers get the public tests only; an organizer token adds hidden tests.
-Bodies are cached per parameters until the database changes, served gzip-compressed to
+Bodies are built once per board version (``server.routes.cached``), served gzip-compressed to
 clients that accept it, with an ETag (``If-None-Match`` gets a 304).
 """
 
@@ -20,7 +20,8 @@ from sqlmodel import Session
 
 from leaderboard.export import LeaderboardPublic, board_public, boards_csv
 from leaderboard.phases import utcnow
-from server.routes.pages import BearerDep, PagesDep, ensure_pages, serve_body, visibility
+from server.routes.cached import serve_cached
+from server.routes.pages import BearerDep, PagesDep, ensure_pages, visibility
 
 router = APIRouter(prefix="/api", tags=["leaderboard"])
 _JSON = "application/json"
@@ -86,13 +87,13 @@ async def leaderboard(
         )
 
     if not as_csv:
-        return await serve_body(request, pages, creds, key=key, build=build, media_type=_JSON)
+        return await serve_cached(request, creds, key=key, datasets=[dataset], build=build,
+                                  media_type=_JSON)  # fmt: skip
     name = (
         f"{dataset}-leaderboard"
         + (f"-{fraction:g}" if fraction else "")
         + (f"-{task}" if task else "")
     )
     disposition = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
-    return await serve_body(
-        request, pages, creds, key=key, build=build, media_type=_CSV, headers=disposition
-    )
+    return await serve_cached(request, creds, key=key, datasets=[dataset], build=build,
+                              media_type=_CSV, headers=disposition)  # fmt: skip

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse
 
 from server.routes.deps import CtxDep, Limit, Offset, OrganizerDep, SessionDep, SubmissionId
 from server.routes.submissions import ERRORS
-from server.services import references, worker
+from server.services import organizer_ops, references
 from submissions.schemas import (
     AdminAction,
     ClaimedSubmission,
@@ -41,14 +41,14 @@ router = APIRouter(prefix="/api/organizer", tags=["organizer"], responses=ERRORS
 def claim(
     body: ClaimRequest, db: SessionDep, ctx: CtxDep, me: OrganizerDep
 ) -> list[ClaimedSubmission]:
-    return worker.claim(db=db, ctx=ctx, request=body, actor=f"{me.actor}/{body.worker}")
+    return organizer_ops.claim(db=db, ctx=ctx, request=body, actor=f"{me.actor}/{body.worker}")
 
 
 @router.post("/submissions/{submission_id}/heartbeat")
 def heartbeat(
     submission_id: SubmissionId, body: Heartbeat, db: SessionDep, ctx: CtxDep, me: OrganizerDep
 ) -> LeaseStatus:
-    until = worker.heartbeat(db=db, ctx=ctx, submission_id=submission_id, beat=body)
+    until = organizer_ops.heartbeat(db=db, ctx=ctx, submission_id=submission_id, beat=body)
     return LeaseStatus(id=submission_id, lease_expires_at=until)
 
 
@@ -60,7 +60,7 @@ def heartbeat(
 def download_file(
     submission_id: SubmissionId, db: SessionDep, ctx: CtxDep, me: OrganizerDep
 ) -> FileResponse:
-    path = worker.file_path(db=db, ctx=ctx, submission_id=submission_id)
+    path = organizer_ops.file_path(db=db, ctx=ctx, submission_id=submission_id)
     return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
 
@@ -68,7 +68,7 @@ def download_file(
 def post_result(
     submission_id: SubmissionId, body: ResultPost, db: SessionDep, ctx: CtxDep, me: OrganizerDep
 ) -> SubmissionPublic:
-    sub, _changed = worker.post_result(
+    sub, _changed = organizer_ops.post_result(
         db=db, ctx=ctx, submission_id=submission_id, post=body, actor=me.actor
     )
     return sub
@@ -78,19 +78,21 @@ def post_result(
 def fail(
     submission_id: SubmissionId, body: FailurePost, db: SessionDep, ctx: CtxDep, me: OrganizerDep
 ) -> SubmissionPublic:
-    return worker.fail(db=db, ctx=ctx, submission_id=submission_id, post=body, actor=me.actor)
+    return organizer_ops.fail(
+        db=db, ctx=ctx, submission_id=submission_id, post=body, actor=me.actor
+    )
 
 
 @router.post("/submissions/{submission_id}/{action}")
 def moderate(
     submission_id: SubmissionId,
-    action: worker.Moderation,
+    action: organizer_ops.Moderation,
     body: AdminAction,
     db: SessionDep,
     ctx: CtxDep,
     me: OrganizerDep,
 ) -> SubmissionPublic:
-    return worker.moderate(
+    return organizer_ops.moderate(
         db=db,
         ctx=ctx,
         submission_id=submission_id,
@@ -111,7 +113,7 @@ def list_all(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[SubmissionPublic]:
-    return worker.list_all(
+    return organizer_ops.list_all(
         db=db, ctx=ctx, state=state, dataset=dataset, team=team, limit=limit, offset=offset
     )
 

@@ -13,12 +13,10 @@ API (server.routes.leaderboard), so what a page shows and what an export holds a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -28,12 +26,10 @@ from leaderboard import render
 from leaderboard.phases import utcnow
 from leaderboard.render import STATIC_DIR, ServerLinks
 from server.errors import NotFound
-from server.routes.deps import CtxDep, SessionDep, open_session
-from server.routes.fastlane import FastLane, FastLaneMiddleware, body_response
-from server.services.auth import authenticate
-from server.services.bodies import Body
-from server.services.freshness import BoardClock
-from server.services.pages import PageService
+from server.routes.cached import VersionReader, serve_cached
+from server.routes.deps import SessionDep, organizer_flag
+from server.services.built import BuiltOnce
+from server.services.page_data import PageService
 from submissions.errors import UnknownName
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -45,81 +41,26 @@ TOP_ROWS = 100  # rows of a board page before "show all" (exports always hold ev
 
 def install(app: FastAPI) -> None:
     ensure_pages(app)
-    app.add_middleware(FastLaneMiddleware)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
 def ensure_pages(app: FastAPI) -> PageService:
-    """The app's one PageService (board cache and clock), made on first use."""
+    """The app's one PageService, sharing the cache of served bodies; made on first use."""
     if getattr(app.state, "pages", None) is None:
-        clock = BoardClock(revalidate_s=app.state.settings.board_revalidate_s)
-        clock.watch(app.state.engine)
-        app.state.pages = PageService(app.state.ctx, clock=clock)
-        app.state.fastlane = FastLane(app.state.pages)
-    pages: PageService = app.state.pages
-    return pages
+        app.state.built = BuiltOnce(max_bytes=app.state.settings.board_cache_mb << 20)
+        app.state.versions = VersionReader(app)
+        app.state.pages = PageService(app.state.ctx, cache=app.state.built)
+    return app.state.pages  # type: ignore[no-any-return]
 
 
 async def get_pages(request: Request) -> PageService:
     return ensure_pages(request.app)
 
 
-def is_organizer(
-    db: SessionDep,
-    ctx: CtxDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> bool:
-    """Anonymous viewers are the public; a bad token is still a 401."""
-    if creds is None:
-        return False
-    return authenticate(
-        db=db, token=creds.credentials, touch_s=ctx.settings.token_touch_s
-    ).is_organizer
-
-
 PagesDep = Annotated[PageService, Depends(get_pages)]
-OrganizerFlag = Annotated[bool, Depends(is_organizer)]
+OrganizerFlag = Annotated[bool, Depends(organizer_flag)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-KeyOf = Callable[[bool], tuple[object, ...]]
-BuildOf = Callable[[Session, bool], str | bytes]
-
-
-async def serve_body(
-    request: Request,
-    pages: PageService,
-    creds: HTTPAuthorizationCredentials | None,
-    *,
-    key: KeyOf,
-    build: BuildOf,
-    media_type: str,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """A cached page or export: from memory on the event loop when the public's copy is known
-    current (no session, no thread), else built or revalidated in a worker thread.
-
-    ``key(organizer)`` holds everything the body depends on besides the database;
-    ``build(db, organizer)`` makes it.
-    """
-    body = pages.peek_body(key(False)) if creds is None else None
-    if body is None:
-        body = await run_in_threadpool(_load_body, request, pages, creds, key, build)
-    if creds is None:  # validated and served: identical requests may skip routing now
-        lane: FastLane = request.app.state.fastlane
-        lane.remember(request, key=lambda: key(False), media_type=media_type, headers=headers)
-    return body_response(body, request=request, media_type=media_type, headers=headers)
-
-
-def _load_body(
-    request: Request,
-    pages: PageService,
-    creds: HTTPAuthorizationCredentials | None,
-    key: KeyOf,
-    build: BuildOf,
-) -> Body:
-    with open_session(request.app) as db:
-        organizer = creds is not None and is_organizer(db, pages.ctx, creds)
-        return pages.body(db=db, key=key(organizer), build=lambda: build(db, organizer))
 
 
 def _not_found(err: Exception) -> HTMLResponse:
@@ -144,7 +85,9 @@ async def home(request: Request, pages: PagesDep, creds: BearerDep) -> Response:
         return render.render_home(datasets=pages.home(db=db, organizer=organizer), links=LINKS,
                                   not_hosted=pages.not_hosted(db=db))  # fmt: skip
 
-    return await serve_body(request, pages, creds, key=key, build=build, media_type=_HTML)
+    names = pages.ctx.catalog.names()
+    return await serve_cached(request, creds, key=key, datasets=names, build=build,
+                              media_type=_HTML)  # fmt: skip
 
 
 @router.get("/datasets/{name}", response_class=HTMLResponse)
@@ -189,7 +132,8 @@ async def board(
         return render.render_board(page=page, links=LINKS)
 
     try:
-        return await serve_body(request, pages, creds, key=key, build=build, media_type=_HTML)
+        return await serve_cached(request, creds, key=key, datasets=[name], build=build,
+                                  media_type=_HTML)  # fmt: skip
     except (NotFound, UnknownName) as err:
         return _not_found(err)
 

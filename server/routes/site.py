@@ -7,20 +7,25 @@
 The archive holds what ``server.services.static_site`` writes (home, every board with its CSV
 and JSON exports, submission and team pages, static files), with relative links, for hosting
 without the server; ``tdc-harness report leaderboard`` downloads and unpacks it. It is cached
-like the pages: rebuilt only when the event table (or a test's visibility) has changed.
+in the app's cache of built bodies: rebuilt when a board version, the newest event or a
+test's visibility has changed.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import func, select
 
+from server.models import SubmissionEvent
 from server.routes.deps import CtxDep, SessionDep
 from server.routes.pages import PagesDep, ensure_pages, visibility
 from server.services.auth import authenticate
+from server.services.boards import board_versions
+from server.services.built import BuiltOnce
 from server.services.site_archive import site_zip
 
 router = APIRouter(prefix="/api", tags=["leaderboard"])
@@ -44,6 +49,7 @@ def install(app: FastAPI) -> None:
     },
 )
 def site(
+    request: Request,
     db: SessionDep,
     ctx: CtxDep,
     pages: PagesDep,
@@ -56,9 +62,12 @@ def site(
         authenticate(db=db, token=token, touch_s=ctx.settings.token_touch_s).require_organizer()
     # The public view does not depend on who asks, so a token (even a stale one) is ignored.
     key = ("site.zip", *visibility(pages, pages.ctx.catalog.names(), organizer=organizer))
-    body = pages.cached(
-        db=db, key=key, build=lambda: site_zip(db=db, pages=pages, organizer=organizer)
-    )
+    # Its submission and team pages show every event, so the newest one is in its version.
+    newest = db.connection().execute(select(func.max(SubmissionEvent.id))).scalar_one() or 0
+    version = (*board_versions(db).values(), newest)
+    built: BuiltOnce = request.app.state.built
+    body = built.get(key, version=version, size=len,
+                     build=lambda: site_zip(db=db, pages=pages, organizer=organizer))  # fmt: skip
     name = "tdc-site-organizer.zip" if organizer else "tdc-site.zip"
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',

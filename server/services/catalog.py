@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from harness.specs import BenchmarkSpecs, DatasetSpec, load_benchmark
+from leaderboard.phases import visible_tasks
 from server.models import Dataset as DatasetRow
 from server.models import utcnow
 from submissions.errors import DataNotFound
@@ -88,24 +89,21 @@ class Catalog:
         except DataNotFound:
             return None
 
+    def reveal_overrides(self, name: str) -> dict[str, datetime]:
+        """``TDC_REVEAL_AT`` entries of dataset ``name``, by task (they override the spec)."""
+        prefix = f"{name}/"
+        return {k[len(prefix) :]: v for k, v in self.reveal_at.items() if k.startswith(prefix)}
+
+    def visible(self, name: str, *, organizer: bool, now: datetime) -> tuple[str, ...]:
+        """The tasks whose test scores this viewer may see (``leaderboard.phases``' rule)."""
+        over = self.reveal_overrides(name)
+        return visible_tasks(self.spec(name).tasks, now=now, organizer=organizer,
+                             reveal_overrides=over)  # fmt: skip
+
     def hidden_tasks(self, name: str, *, now: datetime | None = None) -> set[str]:
         """Tasks whose test scores participants may not see yet (hidden, not revealed)."""
-        now = now or utcnow()
-        return {
-            t.name
-            for t in self.spec(name).tasks
-            if t.hidden and not self._revealed(name, t.name, t.reveal_at, now)
-        }
-
-    def _revealed(self, dataset: str, task: str, spec_time: str | None, now: datetime) -> bool:
-        when = self.reveal_at.get(f"{dataset}/{task}")
-        if when is None and spec_time:
-            when = datetime.fromisoformat(spec_time)
-        if when is None:
-            return False
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=now.tzinfo)
-        return now >= when
+        visible = self.visible(name, organizer=False, now=now or utcnow())
+        return {t.name for t in self.spec(name).tasks if t.name not in visible}
 
     def public(self, name: str, *, now: datetime | None = None) -> DatasetPublic:
         spec, pool = self.spec(name), self.pool_size(name)
@@ -159,6 +157,7 @@ class Catalog:
                 spec.higher_is_better,
             )
             row.pool_size, row.synced_at = self.pool_size(name), utcnow()
+            row.board_version += 1  # what boards show of the dataset may have changed
             db.add(row)
         db.commit()
 

@@ -26,7 +26,7 @@ from sqlmodel import Session, col, or_, select
 from server.context import ServerContext
 from server.errors import Conflict, InvalidRequest, NotFound
 from server.models import Evaluation, Result, Submission, SubmissionEvent, TaskScore, Team, utcnow
-from server.services import transitions, views
+from server.services import public_rows, transitions
 from submissions.errors import TdcError
 from submissions.schemas import (
     ClaimedSubmission,
@@ -450,7 +450,9 @@ MODERATIONS: dict[str, Callable[[Session, Submission, str, str], None]] = {
 
 def _public(db: Session, ctx: ServerContext, sub: Submission) -> SubmissionPublic:
     team = db.get(Team, sub.team_id)
-    return views.public(sub, team=team.name if team else "?", settings=ctx.settings, organizer=True)
+    return public_rows.public(
+        sub, team=team.name if team else "?", settings=ctx.settings, organizer=True
+    )
 
 
 def list_all(
@@ -473,7 +475,7 @@ def list_all(
         stmt = stmt.where(Team.name == team)
     stmt = stmt.order_by(col(Submission.id).desc()).offset(offset).limit(limit)
     return [
-        views.public(s, team=t.name, settings=ctx.settings, organizer=True)
+        public_rows.public(s, team=t.name, settings=ctx.settings, organizer=True)
         for s, t in db.exec(stmt).all()
     ]
 

@@ -1,6 +1,6 @@
 """What the leaderboard pages and the board API show, assembled from the database.
 
-    pages = PageService(ctx)                    # one per app; holds the board cache
+    pages = PageService(ctx, cache=app_cache)   # the server's; PageService(ctx): its own
     infos = pages.home(db=db, organizer=False)
     page = pages.board_page(db=db, dataset="demo", fraction=0.1, organizer=False)
     sub = pages.submission(db=db, submission_id=7, organizer=False)
@@ -10,19 +10,18 @@ Visibility is decided here, once, for HTML and API alike: hidden tests are publi
 their reveal time (spec ``reveal_at`` or the ``TDC_REVEAL_AT`` setting, keyed
 ``dataset/task``); hidden submissions are organizer-only; hidden and disqualified
 submissions never reach a board. Participants see error text through
-``server.services.views.participant_error`` (infrastructure details stay with organizers).
+``server.services.public_rows.participant_error`` (infrastructure details stay with organizers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TypeVar
 
 from sqlmodel import Session, col, select
 
 from harness.specs import DatasetSpec, check_fraction
-from leaderboard.phases import phase_of, utcnow, visible_tasks
+from leaderboard.phases import phase_of, utcnow
 from leaderboard.ranking import Board
 from leaderboard.views import (
     BoardPage,
@@ -40,71 +39,21 @@ from server.context import ServerContext
 from server.errors import NotFound
 from server.models import Dataset as DatasetRow
 from server.models import Evaluation, Submission, Team
-from server.services import views
-from server.services.boards import BoardService, aware, snap_fraction
-from server.services.bodies import Body
-from server.services.freshness import BoardClock
+from server.services import public_rows
+from server.services.boards import Boards, aware, entry_count, recipe_versions, snap_fraction
+from server.services.built import BuiltOnce
 from submissions.errors import ConfigError
 
-T = TypeVar("T")
+OWN_CACHE_BYTES = 64 << 20  # a PageService made without the server's cache (a static export)
 
 
 class PageService:
-    def __init__(
-        self,
-        ctx: ServerContext,
-        *,
-        boards: BoardService | None = None,
-        clock: BoardClock | None = None,
-    ) -> None:
+    def __init__(self, ctx: ServerContext, *, cache: BuiltOnce | None = None) -> None:
         self.ctx = ctx
-        self.boards = boards or BoardService(ctx, clock=clock)
-
-    def cached(
-        self,
-        *,
-        db: Session,
-        key: tuple[object, ...],
-        build: Callable[[], T],
-        stale_ok: bool = False,
-    ) -> T:
-        """``build()`` (a rendered page, an export), reused until the database changes.
-
-        ``key`` must hold everything the result depends on besides the database: the request's
-        parameters, the viewer (organizer or not) and the visible tasks (they change with time).
-        ``stale_ok``: see ``BoardService._cached`` (for final responses only).
-        """
-        current = self.boards.clock.current(db)
-        return self.boards._cached(("page", *key), current, build, stale_ok=stale_ok)
-
-    def body(
-        self, *, db: Session, key: tuple[object, ...], build: Callable[[], str | bytes]
-    ) -> Body:
-        """Like :meth:`cached`, as a response :class:`Body` (ETag and gzip made once).
-
-        While one request rebuilds a body after a change, concurrent viewers get the previous
-        one rather than queueing behind the build (the rebuild of a large board takes ~0.6 s).
-        """
-        return self.cached(db=db, key=("body", *key), build=lambda: Body.of(build()), stale_ok=True)
-
-    def peek_body(self, key: tuple[object, ...]) -> Body | None:
-        """The cached body of ``key`` when it is known current without a query, else None."""
-        hit = self.boards.peek(("page", "body", *key))
-        return hit if isinstance(hit, Body) else None
-
-    # --- phases and facts ------------------------------------------------------------------
-
-    def reveal_overrides(self, dataset: str) -> dict[str, datetime]:
-        prefix = f"{dataset}/"
-        return {
-            k[len(prefix) :]: v
-            for k, v in self.ctx.catalog.reveal_at.items()
-            if k.startswith(prefix)
-        }
+        self.boards = Boards(ctx, cache=cache or BuiltOnce(max_bytes=OWN_CACHE_BYTES))
 
     def visible(self, spec: DatasetSpec, *, organizer: bool, now: datetime) -> tuple[str, ...]:
-        over = self.reveal_overrides(spec.name)
-        return visible_tasks(spec.tasks, now=now, organizer=organizer, reveal_overrides=over)
+        return self.ctx.catalog.visible(spec.name, organizer=organizer, now=now)
 
     def recipe_version(self, recipe: str) -> str:
         specs = self.ctx.catalog.specs
@@ -122,7 +71,7 @@ class PageService:
         organizer: bool,
         now: datetime,
     ) -> DatasetInfo:
-        over = self.reveal_overrides(spec.name)
+        over = self.ctx.catalog.reveal_overrides(spec.name)
         version = self.recipe_version(spec.default_recipe)
         bundle = self.boards.bundle(
             db=db,
@@ -131,7 +80,7 @@ class PageService:
             version=version,
             tasks=self.visible(spec, organizer=organizer, now=now),
         )
-        n_entries, _ = self.boards.facts(db=db, dataset=spec.name)
+        n_entries = entry_count(db=db, dataset=spec.name)
         return DatasetInfo(
             name=spec.name,
             task_type=spec.task_type,
@@ -253,7 +202,7 @@ class PageService:
             organizer=organizer,
             now=now,
         )
-        _, present = self.boards.facts(db=db, dataset=dataset)
+        present = recipe_versions(db=db, dataset=dataset)
         recipes = sorted(
             {*present, (spec.default_recipe, info.recipe_version), (key.recipe, key.recipe_version)}
         )
@@ -283,9 +232,11 @@ class PageService:
         ev = db.get(Evaluation, submission_id)
         visible = set(self.visible(spec, organizer=organizer, now=now))
         covered = [sub.task] if sub.task else spec.task_names()
-        scores = views.scores(db=db, submission_id=sub.id, exclude_tasks=set(covered) - visible)
+        scores = public_rows.scores(
+            db=db, submission_id=sub.id, exclude_tasks=set(covered) - visible
+        )
         version = ev.recipe_version if ev else self.recipe_version(sub.recipe)
-        manifest = views.manifest(db=db, submission_id=sub.id)
+        manifest = public_rows.manifest(db=db, submission_id=sub.id)
         pool = self.pool_sizes(db).get(sub.dataset)
         fraction = snap_fraction(spec, sub.fraction)
         return SubmissionView(
@@ -306,7 +257,7 @@ class PageService:
             state=sub.state,
             hidden=sub.hidden,
             disqualified=sub.disqualified,
-            error=sub.error if organizer else views.participant_error(sub),
+            error=sub.error if organizer else public_rows.participant_error(sub),
             created_at=aware(sub.created_at),
             updated_at=aware(sub.updated_at),
             scored_at=aware(sub.scored_at) if sub.scored_at else None,
@@ -316,7 +267,7 @@ class PageService:
                 EventView(
                     aware(e.created_at), e.action, e.from_state, e.to_state, e.actor, e.reason
                 )
-                for e in views.events(db=db, submission_id=sub.id, organizer=organizer)
+                for e in public_rows.events(db=db, submission_id=sub.id, organizer=organizer)
             ),
             scores=tuple(
                 TaskScores(

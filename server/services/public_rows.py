@@ -1,7 +1,7 @@
 """Rows -> public schemas, applying who may see what.
 
-    views.public(sub, team="lab", settings=settings)                    # SubmissionPublic
-    views.detail(db=db, ctx=ctx, sub=sub, principal=p)                  # with scores, events
+    public_rows.public(sub, team="lab", settings=settings)                    # SubmissionPublic
+    public_rows.detail(db=db, ctx=ctx, sub=sub, principal=p)                  # with scores, events
 
 Participants never see hidden-task scores before the reveal, nor infrastructure error
 text and log tails (those are for organizers); organizers see everything.

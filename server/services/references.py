@@ -32,9 +32,9 @@ from harness.specs import check_fraction
 from server.context import ServerContext
 from server.errors import InvalidRequest
 from server.models import Submission, Team, utcnow
-from server.services import transitions, views
+from server.services import public_rows, transitions
 from server.services.auth import Principal, get_or_create_team
-from server.services.worker import write_scores
+from server.services.organizer_ops import write_scores
 from submissions.errors import ConfigError
 from submissions.schemas import (
     EvalResult,
@@ -122,7 +122,7 @@ def _write(
     subs: list[SubmissionPublic] = []
     for sub in rows:
         db.refresh(sub)
-        subs.append(views.public(sub, team=owner.name, settings=ctx.settings, organizer=True))
+        subs.append(public_rows.public(sub, team=owner.name, settings=ctx.settings, organizer=True))
     return ReferencesRecorded(submissions=subs, created=created)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from server.services.pages import PageService
+from server.services.page_data import PageService
 from server.services.static_site import write_static_site
 
 

@@ -22,7 +22,8 @@ from leaderboard.export import board_csv, board_public
 from leaderboard.phases import utcnow
 from leaderboard.render import StaticLinks
 from server.models import Submission, Team
-from server.services.pages import PageService
+from server.services.boards import recipe_versions
+from server.services.page_data import PageService
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def _boards(
     now: datetime,
 ) -> list[Path]:
     spec = pages.ctx.catalog.spec(dataset)
-    _, present = pages.boards.facts(db=db, dataset=dataset)
+    present = recipe_versions(db=db, dataset=dataset)
     default = (spec.default_recipe, pages.recipe_version(spec.default_recipe))
     tasks: list[str | None] = [None, *pages.visible(spec, organizer=organizer, now=now)]
     written: list[Path] = []

@@ -22,7 +22,7 @@ from harness.specs import check_fraction
 from server.context import ServerContext
 from server.errors import Conflict, Forbidden, InvalidRequest, NotFound, QuotaExceeded
 from server.models import Submission, Team, utcnow
-from server.services import transitions, views
+from server.services import public_rows, transitions
 from server.services.auth import Principal, get_or_create_team
 from server.storage import StagedUpload
 from submissions.errors import ConfigError, TdcError
@@ -77,7 +77,7 @@ def create_submission(
     if idempotency_key:
         replay = _idempotent_replay(db, owner.id, idempotency_key, meta, staged.sha256)
         if replay is not None:
-            return views.public(replay, team=owner.name, settings=ctx.settings), False
+            return public_rows.public(replay, team=owner.name, settings=ctx.settings), False
     report = ctx.validator(
         staged.path,
         ds=ctx.catalog.dataset(meta.dataset),
@@ -102,7 +102,7 @@ def create_submission(
     ).first()
     if existing is not None:
         db.rollback()
-        return views.public(existing, team=owner.name, settings=ctx.settings), False
+        return public_rows.public(existing, team=owner.name, settings=ctx.settings), False
     if kind == "submission" and not principal.is_organizer:
         _check_quota(db, ctx, owner.id, meta.dataset, now)
     ctx.storage.commit(staged)  # durable before the row that points at it
@@ -147,10 +147,10 @@ def _insert(
         ).first()
         if winner is None:
             raise
-        return views.public(winner, team=owner.name, settings=ctx.settings), False
+        return public_rows.public(winner, team=owner.name, settings=ctx.settings), False
     db.refresh(sub)
     log.info("submission %s queued: team %s, %s@%g", sub.id, owner.name, sub.dataset, sub.fraction)
-    return views.public(sub, team=owner.name, settings=ctx.settings), True
+    return public_rows.public(sub, team=owner.name, settings=ctx.settings), True
 
 
 def _idempotent_replay(
@@ -220,7 +220,7 @@ def get_submission(
     *, db: Session, ctx: ServerContext, principal: Principal, submission_id: int
 ) -> SubmissionDetail:
     sub = load_visible(db=db, principal=principal, submission_id=submission_id)
-    return views.detail(db=db, ctx=ctx, sub=sub, principal=principal)
+    return public_rows.detail(db=db, ctx=ctx, sub=sub, principal=principal)
 
 
 def list_submissions(
@@ -241,7 +241,8 @@ def list_submissions(
         stmt = stmt.where(Submission.state == state.value)
     stmt = stmt.order_by(col(Submission.id).desc()).offset(offset).limit(limit)
     return [
-        views.public(s, team=principal.team, settings=ctx.settings) for s in db.exec(stmt).all()
+        public_rows.public(s, team=principal.team, settings=ctx.settings)
+        for s in db.exec(stmt).all()
     ]
 
 
@@ -270,4 +271,4 @@ def cancel_submission(
         db.rollback()
         raise
     team = db.get(Team, sub.team_id)
-    return views.public(sub, team=team.name if team else "?", settings=ctx.settings)
+    return public_rows.public(sub, team=team.name if team else "?", settings=ctx.settings)

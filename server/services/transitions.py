@@ -8,7 +8,9 @@ Every change is one ``UPDATE ... WHERE id = :id AND state = :expected [AND extra
 (compare-and-set): if another worker changed the row first, nothing is written and
 ``Conflict`` is raised, so two workers can never both win. Each change appends a
 ``SubmissionEvent`` (from, to, actor, reason, time) in the same transaction; the caller
-commits.
+commits. Boards show scored submissions only, so an event from or to ``scored`` (a score,
+a hide, a disqualification of a scored row) also bumps its dataset's ``board_version`` in
+that transaction: a cached board is current exactly while that number is unchanged.
 
     queued       -> running | cancelled
     running      -> scored | failed_user | failed_infra | queued (retry) | cancelled
@@ -28,9 +30,10 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from server.errors import Conflict, IllegalTransition
+from server.models import Dataset as DatasetRow
 from server.models import Submission, SubmissionEvent, utcnow
 from submissions.schemas import State
 
@@ -84,17 +87,7 @@ def transition(
     now = now or utcnow()
     values = {**(changes or {}), "state": to.value, "updated_at": now}
     _cas(db, sub, frm, values, where)
-    db.add(
-        SubmissionEvent(
-            submission_id=sid(sub),
-            action=action,
-            from_state=frm.value,
-            to_state=to.value,
-            actor=actor,
-            reason=reason,
-            created_at=now,
-        )
-    )
+    _append(db, sub, action, frm.value, to.value, actor=actor, reason=reason, now=now)
     return sub
 
 
@@ -115,17 +108,7 @@ def set_flag(
     action = {("hidden", True): "hide", ("hidden", False): "unhide"}.get(
         (flag, value), "disqualify" if value else "requalify"
     )
-    db.add(
-        SubmissionEvent(
-            submission_id=sid(sub),
-            action=action,
-            from_state=state.value,
-            to_state=state.value,
-            actor=actor,
-            reason=reason,
-            created_at=now,
-        )
-    )
+    _append(db, sub, action, state.value, state.value, actor=actor, reason=reason, now=now)
     return sub
 
 
@@ -146,17 +129,32 @@ def record(
     *, db: Session, sub: Submission, action: str, actor: str, reason: str | None = None
 ) -> None:
     """An event that changes nothing (submission received, job id recorded)."""
-    db.add(
-        SubmissionEvent(
-            submission_id=sid(sub),
-            action=action,
-            from_state=None if action in CREATE_ACTIONS else sub.state,
-            to_state=sub.state,
-            actor=actor,
-            reason=reason,
-            created_at=utcnow(),
-        )
-    )
+    frm = None if action in CREATE_ACTIONS else sub.state
+    _append(db, sub, action, frm, sub.state, actor=actor, reason=reason, now=utcnow())
+
+
+def _append(
+    db: Session,
+    sub: Submission,
+    action: str,
+    frm: str | None,
+    to: str,
+    *,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    event = SubmissionEvent(submission_id=sid(sub), action=action, from_state=frm,
+                            to_state=to, actor=actor, reason=reason, created_at=now)  # fmt: skip
+    db.add(event)
+    if State.scored.value in (frm, to):
+        bump_board(db, sub.dataset)
+
+
+def bump_board(db: Session, dataset: str) -> None:
+    """Mark every cached board of ``dataset`` out of date (in the caller's transaction)."""
+    row = update(DatasetRow).where(col(DatasetRow.name) == dataset)
+    db.exec(row.values(board_version=DatasetRow.board_version + 1))  # type: ignore[call-overload]
 
 
 def _cas(

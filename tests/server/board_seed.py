@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from server.context import ServerContext
 from server.models import Submission, Team
-from server.services import worker
+from server.services import organizer_ops
 from server.services.auth import create_team, issue_token
 from submissions.schemas import (
     ClaimRequest,
@@ -106,7 +106,7 @@ def result_for(sub: Submission, plan: Planned) -> EvalResult:
 
 def _claim(engine: Engine, ctx: ServerContext, sid: int) -> str:
     with Session(engine) as db:
-        claimed = worker.claim(
+        claimed = organizer_ops.claim(
             db=db, ctx=ctx, request=ClaimRequest(worker="w", max_jobs=1), actor=ACTOR
         )
     assert [c.id for c in claimed] == [sid], "seed one submission at a time"
@@ -143,7 +143,7 @@ def seed(engine: Engine, ctx: ServerContext, plans: Sequence[Planned]) -> list[i
             sub = db.get(Submission, sid)
             assert sub is not None
             post = ResultPost(lease_token=token, result=result_for(sub, plan))
-            worker.post_result(db=db, ctx=ctx, submission_id=sid, post=post, actor=ACTOR)
+            organizer_ops.post_result(db=db, ctx=ctx, submission_id=sid, post=post, actor=ACTOR)
         ids.append(sid)
     return ids
 
@@ -155,7 +155,7 @@ def fail_one(
     token = _claim(engine, ctx, sid)
     with Session(engine) as db:
         post = FailurePost(lease_token=token, kind=kind, message=message)  # type: ignore[arg-type]
-        worker.fail(db=db, ctx=ctx, submission_id=sid, post=post, actor=ACTOR)
+        organizer_ops.fail(db=db, ctx=ctx, submission_id=sid, post=post, actor=ACTOR)
     return sid
 
 
@@ -177,7 +177,7 @@ def queue_one(engine: Engine, *, team: str) -> int:
 
 def moderate(engine: Engine, ctx: ServerContext, sid: int, action: str) -> None:
     with Session(engine) as db:
-        worker.moderate(
+        organizer_ops.moderate(
             db=db,
             ctx=ctx,
             submission_id=sid,

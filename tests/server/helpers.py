@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -164,3 +166,17 @@ def start_live(
     }
     server = LiveServer.start(env={**base, **env}, log_path=root / "server.log")
     return Live(server=server, tokens=tokens, storage=storage, database_url=url)
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, target: str) -> list[tuple[Any, ...]]:
+    """Wrap the function at dotted path ``target``; the returned list grows per call."""
+    module, name = target.rsplit(".", 1)
+    fn = getattr(importlib.import_module(module), name)
+    calls: list[tuple[Any, ...]] = []
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return fn(*args, **kwargs)
+
+    monkeypatch.setattr(target, counting)
+    return calls

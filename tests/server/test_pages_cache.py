@@ -16,17 +16,23 @@ from tests.server.board_seed import (
     moderate,
     seed,
 )
+from tests.server.helpers import count_calls
 
 
 def test_board_cache_is_revalidated_by_new_scores(
-    app: FastAPI, engine: Engine, client: TestClient, tokens: dict[str, str]
+    app: FastAPI,
+    engine: Engine,
+    client: TestClient,
+    tokens: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     world: World = build_world(engine, app.state.ctx)
-    pages = app.state.pages
+    ranked = count_calls(monkeypatch, "server.services.boards.rank_bundle")
     get_page(client, "/datasets/tiny?fraction=0.1")
-    builds = pages.boards.builds
+    client.get("/api/leaderboard/tiny?fraction=0.1")
+    assert len(ranked) == 1, "the page and the export share one ranking per board version"
     get_page(client, "/datasets/tiny?fraction=0.1")
-    assert pages.boards.builds == builds, "an unchanged database is served from the cache"
+    assert len(ranked) == 1, "an unchanged database is served from the cache"
     seed(engine, app.state.ctx, [Planned("zeta", {"test1": 0.93, "test2": 0.1})])
     assert board_rows(get_page(client, "/datasets/tiny?fraction=0.1"))[1] == ("1", "zeta", "0.930")
     moderate(engine, app.state.ctx, world.ids["alpha_t1"], "disqualify")
@@ -50,38 +56,6 @@ def test_recipe_versions_are_separate_boards(
     assert [e["label"] for e in api["boards"][0]["entries"]] == ["zeta"]
 
 
-def test_a_missing_board_is_built_once_for_concurrent_viewers() -> None:
-    import threading
-    import time
-
-    from server.services.boards import BoardService
-
-    service = BoardService(ctx=None)  # type: ignore[arg-type]  (the cache needs no context)
-    started, release = threading.Event(), threading.Event()
-    calls: list[int] = []
-
-    def build() -> str:
-        calls.append(1)
-        started.set()
-        release.wait(timeout=30)
-        return "board"
-
-    results: list[str] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(service._cached(("k",), (1, 1), build)))
-        for _ in range(8)
-    ]
-    for t in threads:
-        t.start()
-    started.wait(timeout=30)
-    time.sleep(0.3)  # let the other viewers arrive and queue behind the first build
-    release.set()
-    for t in threads:
-        t.join(timeout=30)
-    assert results == ["board"] * 8 and len(calls) == 1
-    assert service._cached(("k",), (2, 1), lambda: "new") == "new"  # a new stamp rebuilds
-
-
 def test_big_boards_show_the_top_rows_first(
     app: FastAPI, engine: Engine, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,41 +66,3 @@ def test_big_boards_show_the_top_rows_first(
     assert "/datasets/tiny?fraction=0.1&recipe=linear_probe&version=1&rows=all" in top.urls
     every = get_page(client, "/datasets/tiny?fraction=0.1&recipe=linear_probe&version=1&rows=all")
     assert len(board_rows(every)) == 4
-
-
-def test_a_rebuild_in_progress_serves_the_previous_body_to_others() -> None:
-    import threading
-
-    from server.services.boards import BoardService
-
-    service = BoardService(ctx=None)  # type: ignore[arg-type]  (the cache needs no context)
-    assert service._cached(("k",), (1, 1), lambda: "old") == "old"
-    started, release = threading.Event(), threading.Event()
-
-    def slow_build() -> str:
-        started.set()
-        release.wait(timeout=30)
-        return "new"
-
-    got: list[str] = []
-    builder = threading.Thread(
-        target=lambda: got.append(service._cached(("k",), (2, 2), slow_build))
-    )
-    builder.start()
-    started.wait(timeout=30)
-    meanwhile = service._cached(("k",), (2, 2), lambda: "never", stale_ok=True)
-    assert meanwhile == "old", "a viewer does not queue behind the rebuild"
-    service.clock.peek = lambda stale_ok=False: (2, 2)  # type: ignore[method-assign]
-    assert service.peek(("k",)) == "old", "nor does the fast path: it keeps the old body"
-    assert service.peek(("other",)) is None
-    waiter: list[str] = []
-    strict = threading.Thread(target=lambda: waiter.append(service._cached(("k",), (2, 2), str)))
-    strict.start()
-    release.set()
-    builder.join(timeout=30)
-    strict.join(timeout=30)
-    assert got == ["new"] and waiter == ["new"], "without stale_ok a caller waits for the build"
-    assert service._cached(("k",), (2, 2), lambda: "never", stale_ok=True) == "new"
-    assert service.peek(("k",)) == "new" and service.builds == 2
-    service.clock.peek = lambda stale_ok=False: (3, 3)  # type: ignore[method-assign]
-    assert service.peek(("k",)) is None, "a stale body with nobody rebuilding it is not served"

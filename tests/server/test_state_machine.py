@@ -16,7 +16,7 @@ from server.context import ServerContext
 from server.db import make_engine, migrate
 from server.errors import Conflict, IllegalTransition
 from server.models import Submission, SubmissionEvent
-from server.services import transitions, worker
+from server.services import organizer_ops, transitions
 from server.services.auth import create_team
 from server.settings import Settings
 from submissions.schemas import ClaimRequest, State
@@ -120,7 +120,7 @@ def test_concurrent_claims_never_double_claim(
         barrier.wait()
         with Session(shared_engine, expire_on_commit=False) as db:
             while True:
-                got = worker.claim(
+                got = organizer_ops.claim(
                     db=db, ctx=ctx, request=ClaimRequest(worker=f"w{k}", max_jobs=3), actor="t"
                 )
                 if not got:

@@ -194,7 +194,9 @@ def _score_when_claimed(
                 if fail:
                     ops.fail(job.id, job.lease_token, kind="user", message="only one class")
                 else:
-                    ops.post_result(job.id, job.lease_token, make_result(sha256=job.sha256))
+                    ops.post_result(
+                        job.id, job.lease_token, make_result(sha256=job.identity.sha256)
+                    )
             if any(j.id == target() for j in jobs):
                 return
             threading.Event().wait(0.1)
@@ -263,6 +265,6 @@ def test_status_says_why_a_running_submission_waits(
     assert code == 0 and f"submission {sid} [running]" in out
     assert "job: pending (Priority)" in out
     for j in jobs:  # leave nothing running for the other tests
-        ops.post_result(j.id, j.lease_token, make_result(sha256=j.sha256))
+        ops.post_result(j.id, j.lease_token, make_result(sha256=j.identity.sha256))
     code, out, _ = run(capsys, "status", str(sid), "--server", live.url)
     assert "[scored]" in out and "job:" not in out, "only a running submission's job is shown"

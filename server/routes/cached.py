@@ -1,0 +1,140 @@
+"""Boards, exports, the home page and site.zip: built once per board version, served from memory.
+
+    return await serve_cached(request, creds, key=key, datasets=["demo"], build=build,
+                              media_type="text/html; charset=utf-8")
+
+The serving path: every change a board can show bumps its dataset's ``board_version`` in the
+same transaction (``server.services.transitions``; a server start bumps them all). A request
+reads the versions (:class:`VersionReader`: one query that started after the request came,
+shared with every request that came meanwhile, so each process sees a commit on its next
+request) and looks its body up under (key, versions of its datasets) in the app's one
+byte-bounded :class:`~server.services.built.BuiltOnce`, which also holds the ranked boards the
+bodies are made from. The first request of a new version builds the body in the thread pool;
+requests meanwhile get the previous version's body. A body keeps its gzip copy and a weak ETag
+from its key and version, one per encoding (``If-None-Match`` gets a 304); anonymous responses
+say ``Cache-Control: public, max-age, stale-while-revalidate``, an organizer's ``private``.
+The key holds the request's validated parameters, the viewer and the visible tasks (a reveal
+time passing changes it), never raw header or query text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlmodel import Session
+
+from server.routes.deps import is_organizer, open_session
+from server.services.boards import board_versions
+from server.services.built import BuiltOnce
+
+KeyOf = Callable[[bool], tuple[object, ...]]
+BuildOf = Callable[[Session, bool], str | bytes]
+
+
+@dataclass(frozen=True)
+class Body:
+    raw: bytes
+    gzipped: bytes | None
+    tag: str  # from the key and version: the same in every process
+
+    @classmethod
+    def of(cls, content: str | bytes, *, tag: str) -> Body:
+        raw = content.encode() if isinstance(content, str) else content
+        # Under 1 KiB the gzip header overhead eats the gain.
+        packed = gzip.compress(raw, compresslevel=6, mtime=0) if len(raw) >= 1024 else None
+        return cls(raw, packed, tag)
+
+    def nbytes(self) -> int:
+        return len(self.raw) + len(self.gzipped or b"")
+
+    def response(
+        self, request: Request, *, headers: Mapping[str, str], media_type: str
+    ) -> Response:
+        """200 with the body (gzip when accepted), or 304 when the client already has it."""
+        # Starlette's GZipMiddleware rule: gzip when the client names it.
+        zipped = self.gzipped is not None and "gzip" in request.headers.get("accept-encoding", "")
+        etag = f'W/"{self.tag}-gzip"' if zipped else f'W/"{self.tag}"'
+        common = {**headers, "ETag": etag, "Vary": "Accept, Accept-Encoding, Authorization"}
+        # If-None-Match compares weakly (RFC 9110 13.1.2): the W/ prefix does not count.
+        asked = request.headers.get("if-none-match", "").replace("W/", "").split(",")
+        if {"*", etag.removeprefix("W/")} & {t.strip() for t in asked}:
+            return Response(status_code=304, headers=common)
+        if zipped:
+            common["Content-Encoding"] = "gzip"
+        return Response(self.gzipped if zipped else self.raw, media_type=media_type, headers=common)
+
+
+class VersionReader:
+    """Every dataset's board version, from a query that started after the caller asked;
+    callers waiting meanwhile share the next query (reads run one at a time)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app, self._lock, self._started = app, asyncio.Lock(), 0
+        self._last: dict[str, int] | Exception = {}
+
+    async def read(self) -> dict[str, int]:
+        asked = self._started
+        async with self._lock:
+            if self._started == asked:  # no read began since: this caller makes one
+                self._started += 1
+                try:
+                    self._last = await run_in_threadpool(self._query)
+                except Exception as err:
+                    self._last = err
+            if isinstance(self._last, Exception):
+                raise self._last
+            return self._last
+
+    def _query(self) -> dict[str, int]:
+        with open_session(self.app) as db:
+            return board_versions(db)
+
+
+async def serve_cached(
+    request: Request,
+    creds: HTTPAuthorizationCredentials | None,
+    *,
+    key: KeyOf,
+    datasets: Sequence[str],
+    build: BuildOf,
+    media_type: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The body of ``key(organizer)`` built by ``build(db, organizer)``, which depends on the
+    database only through the boards of ``datasets``."""
+    app = request.app
+    organizer = creds is not None and await run_in_threadpool(_organizer, app, creds)
+    k = ("body", *key(organizer))
+    versions = await app.state.versions.read()
+    version = tuple(versions.get(d, 0) for d in datasets)
+    built: BuiltOnce = app.state.built
+    body = built.peek(k, version=version)
+    if body is None:  # built here, or waited for, in the thread pool
+        tag = hashlib.blake2b(repr((k, version)).encode(), digest_size=12).hexdigest()
+
+        def make() -> Body:
+            with open_session(app) as db:
+                return Body.of(build(db, organizer), tag=tag)
+
+        size: Callable[[Body], int] = lambda b: len(b.raw) + len(b.gzipped or b"")  # noqa: E731
+        body = await run_in_threadpool(
+            app.state.built.get, k, version=version, build=make, size=size
+        )
+    s = app.state.settings
+    public = f"public, max-age={s.board_max_age_s}, stale-while-revalidate={s.board_stale_s}"
+    cache = "private, no-cache" if organizer else public
+    return body.response(request, headers={**(headers or {}), "Cache-Control": cache},
+                         media_type=media_type)  # fmt: skip
+
+
+def _organizer(app: FastAPI, creds: HTTPAuthorizationCredentials) -> bool:
+    with open_session(app) as db:
+        return is_organizer(db, app.state.ctx, creds)
