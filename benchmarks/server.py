@@ -235,7 +235,8 @@ def wrk_line(
     script = workdir / "report.lua"
     script.write_text(_WRK_REPORT)
     header = ["-H", f"Accept-Encoding: {encoding}"]
-    subprocess.run(["wrk", "-t1", "-c2", "-d1s", *header, url], capture_output=True, check=False)
+    # Warm every worker process (connections spread over them) before measuring.
+    subprocess.run(["wrk", "-t1", "-c10", "-d2s", *header, url], capture_output=True, check=False)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", *header, "-s", str(script), url],
         capture_output=True, text=True, check=True,

@@ -39,9 +39,10 @@ class Settings(HarnessSettings):
     # "<dataset>/<task>" -> when its hidden test scores become public (overrides the spec).
     reveal_at: dict[str, datetime] = Field(default_factory=dict)
     # Boards are served from memory, built once per board version (server.routes.cached).
-    board_cache_mb: int = Field(64, gt=0, description="bodies and ranked boards kept, in MiB")
+    board_cache_mb: int = Field(32, gt=0, description="bodies and ranked boards kept, in MiB")
     board_max_age_s: int = Field(5, ge=0, description="browsers and proxies may reuse a board")
     board_stale_s: int = Field(60, ge=0, description="... and show it while they revalidate")
+    board_rank_process: bool = Field(True, description="rank boards in a child process")
     db_pool_size: int = Field(10, gt=0)
     db_max_overflow: int = Field(30, ge=0)
 

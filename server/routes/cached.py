@@ -5,12 +5,13 @@
 
 The serving path: every change a board can show bumps its dataset's ``board_version`` in the
 same transaction (``server.services.transitions``; a server start bumps them all). A request
-reads the versions (:class:`VersionReader`: one query that started after the request came,
-shared with every request that came meanwhile, so each process sees a commit on its next
+reads the versions (:class:`VersionReader`: one query made after the request came, shared
+with the requests of the same event-loop iteration, so each process sees a commit on its next
 request) and looks its body up under (key, versions of its datasets) in the app's one
 byte-bounded :class:`~server.services.built.BuiltOnce`, which also holds the ranked boards the
-bodies are made from. The first request of a new version builds the body in the thread pool;
-requests meanwhile get the previous version's body. A body keeps its gzip copy and a weak ETag
+bodies are made from (ranked in a child process: ``server.services.ranking_process``). The
+first request of a new version builds the body in the thread pool; requests meanwhile get the
+previous version's body. A body keeps its gzip copy and a weak ETag
 from its key and version, one per encoding (``If-None-Match`` gets a 304); anonymous responses
 say ``Cache-Control: public, max-age, stale-while-revalidate``, an organizer's ``private``.
 The key holds the request's validated parameters, the viewer and the visible tasks (a reveal
@@ -29,14 +30,28 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from server.routes.deps import is_organizer, open_session
-from server.services.boards import board_versions
+from server.services.boards import BOARD_VERSIONS
 from server.services.built import BuiltOnce
 
 KeyOf = Callable[[bool], tuple[object, ...]]
 BuildOf = Callable[[Session, bool], str | bytes]
+
+
+class BoardQuery(BaseModel):
+    """A board request's parameters, validated in one step (FastAPI's query model: far cheaper
+    than one dependency per parameter); hashable, so part of a cache key. Unknown parameters
+    (``utm_source=...``) are ignored."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    fraction: float | None = None
+    task: str | None = None
+    recipe: str | None = None
+    version: str | None = None
+    all_entries: bool = Field(False, alias="all")
 
 
 @dataclass(frozen=True)
@@ -73,29 +88,36 @@ class Body:
 
 
 class VersionReader:
-    """Every dataset's board version, from a query that started after the caller asked;
-    callers waiting meanwhile share the next query (reads run one at a time)."""
+    """Every dataset's board version, read after the caller asked: the callers of one event
+    loop iteration share one read, made at its end on the loop itself (a ~10 us query on a
+    held connection: cheaper than handing it to a thread)."""
 
     def __init__(self, app: FastAPI) -> None:
-        self.app, self._lock, self._started = app, asyncio.Lock(), 0
-        self._last: dict[str, int] | Exception = {}
+        self.app, self._conn = app, None  # a DB-API connection, held
+        self._next: asyncio.Future[dict[str, int]] | None = None
 
     async def read(self) -> dict[str, int]:
-        asked = self._started
-        async with self._lock:
-            if self._started == asked:  # no read began since: this caller makes one
-                self._started += 1
-                try:
-                    self._last = await run_in_threadpool(self._query)
-                except Exception as err:
-                    self._last = err
-            if isinstance(self._last, Exception):
-                raise self._last
-            return self._last
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._read)
+        return await asyncio.shield(self._next)
+
+    def _read(self) -> None:
+        waiting, self._next = self._next, None
+        assert waiting is not None
+        try:
+            waiting.set_result(self._query())
+        except Exception as err:
+            self._conn = None  # reconnect on the next read (a database restart)
+            waiting.set_exception(err)
 
     def _query(self) -> dict[str, int]:
-        with open_session(self.app) as db:
-            return board_versions(db)
+        conn = self._conn = self._conn or self.app.state.engine.raw_connection()
+        cursor = conn.cursor()
+        cursor.execute(BOARD_VERSIONS)
+        rows = cursor.fetchall()
+        conn.rollback()  # end the read transaction: the next read sees new commits
+        return {name: int(v) for name, v in rows}
 
 
 async def serve_cached(
@@ -117,22 +139,35 @@ async def serve_cached(
     version = tuple(versions.get(d, 0) for d in datasets)
     built: BuiltOnce = app.state.built
     body = built.peek(k, version=version)
-    if body is None:  # built here, or waited for, in the thread pool
+    if body is None:
         tag = hashlib.blake2b(repr((k, version)).encode(), digest_size=12).hexdigest()
 
         def make() -> Body:
             with open_session(app) as db:
                 return Body.of(build(db, organizer), tag=tag)
 
-        size: Callable[[Body], int] = lambda b: len(b.raw) + len(b.gzipped or b"")  # noqa: E731
-        body = await run_in_threadpool(
-            app.state.built.get, k, version=version, build=make, size=size
-        )
+        body = await _build_once(app, k, lambda: built.get(k, version=version, build=make,
+                                                           size=Body.nbytes))  # fmt: skip
     s = app.state.settings
     public = f"public, max-age={s.board_max_age_s}, stale-while-revalidate={s.board_stale_s}"
     cache = "private, no-cache" if organizer else public
     return body.response(request, headers={**(headers or {}), "Cache-Control": cache},
                          media_type=media_type)  # fmt: skip
+
+
+async def _build_once(app: FastAPI, key: tuple[object, ...], get: Callable[[], Body]) -> Body:
+    """The first request of a new version builds the body in the thread pool and waits for it;
+    requests arriving meanwhile get the previous version's body (or wait when there is none).
+    Decided here, on the event loop, before any thread runs: requests of one loop iteration
+    must not all find nothing in progress and queue behind the build."""
+    building: dict[tuple[object, ...], asyncio.Future[Body]] = app.state.building
+    task = building.get(key)
+    if task is None:
+        task = building[key] = asyncio.ensure_future(run_in_threadpool(get))
+        task.add_done_callback(lambda _: building.pop(key, None))
+        return await task
+    stale: Body | None = app.state.built.peek(key, version=None)
+    return stale if stale is not None else await asyncio.shield(task)
 
 
 def _organizer(app: FastAPI, creds: HTTPAuthorizationCredentials) -> bool:

@@ -16,12 +16,13 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Header, Query, Request
 from fastapi.responses import Response
+from pydantic import Field
 from sqlmodel import Session
 
 from leaderboard.export import LeaderboardPublic, board_public, boards_csv
 from leaderboard.phases import utcnow
-from server.routes.cached import serve_cached
-from server.routes.pages import BearerDep, PagesDep, ensure_pages, visibility
+from server.routes.cached import BoardQuery, serve_cached
+from server.routes.pages import BearerDep, ensure_pages, visibility
 
 router = APIRouter(prefix="/api", tags=["leaderboard"])
 _JSON = "application/json"
@@ -33,6 +34,11 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
+class ApiQuery(BoardQuery):
+    fraction: float | None = Field(None, gt=0, le=1)
+    format: Literal["json", "csv"] | None = None
+
+
 @router.get(
     "/leaderboard/{dataset}",
     response_model=LeaderboardPublic,
@@ -41,33 +47,20 @@ def install(app: FastAPI) -> None:
 async def leaderboard(
     request: Request,
     dataset: str,
-    pages: PagesDep,
     creds: BearerDep,
-    fraction: Annotated[float | None, Query(gt=0, le=1)] = None,
-    task: str | None = None,
-    recipe: str | None = None,
-    version: str | None = None,
-    all_entries: Annotated[bool, Query(alias="all")] = False,
-    format: Literal["json", "csv"] | None = None,
+    q: Annotated[ApiQuery, Query()],
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    as_csv = format == "csv" or (format is None and accept is not None and "text/csv" in accept)
-    params = (dataset, fraction, task, recipe, version, all_entries, as_csv)
+    pages = ensure_pages(request.app)
+    as_csv = q.format == "csv" or (q.format is None and accept is not None and "text/csv" in accept)
 
     def key(organizer: bool) -> tuple[object, ...]:
-        return ("api", *params, *visibility(pages, [dataset], organizer=organizer))
+        return ("api", dataset, q, as_csv, *visibility(pages, [dataset], organizer=organizer))
 
     def build(db: Session, organizer: bool) -> bytes:
-        boards, spec = pages.boards_for(
-            db=db,
-            dataset=dataset,
-            fraction=fraction,
-            recipe=recipe,
-            version=version,
-            task=task,
-            all_entries=all_entries,
-            organizer=organizer,
-        )
+        boards, spec = pages.boards_for(db=db, dataset=dataset, fraction=q.fraction,
+                                        recipe=q.recipe, version=q.version, task=q.task,
+                                        all_entries=q.all_entries, organizer=organizer)  # fmt: skip
         pool = pages.pool_sizes(db).get(dataset)
         pairs = [
             (b, None if pool is None else spec.budget(b.key.fraction, pool_size=pool))
@@ -91,8 +84,8 @@ async def leaderboard(
                                   media_type=_JSON)  # fmt: skip
     name = (
         f"{dataset}-leaderboard"
-        + (f"-{fraction:g}" if fraction else "")
-        + (f"-{task}" if task else "")
+        + (f"-{q.fraction:g}" if q.fraction else "")
+        + (f"-{q.task}" if q.task else "")
     )
     disposition = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
     return await serve_cached(request, creds, key=key, datasets=[dataset], build=build,

@@ -26,10 +26,11 @@ from leaderboard import render
 from leaderboard.phases import utcnow
 from leaderboard.render import STATIC_DIR, ServerLinks
 from server.errors import NotFound
-from server.routes.cached import VersionReader, serve_cached
+from server.routes.cached import BoardQuery, VersionReader, serve_cached
 from server.routes.deps import SessionDep, organizer_flag
 from server.services.built import BuiltOnce
 from server.services.page_data import PageService
+from server.services.ranking_process import RankingProcess
 from submissions.errors import UnknownName
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -49,9 +50,20 @@ def ensure_pages(app: FastAPI) -> PageService:
     """The app's one PageService, sharing the cache of served bodies; made on first use."""
     if getattr(app.state, "pages", None) is None:
         app.state.built = BuiltOnce(max_bytes=app.state.settings.board_cache_mb << 20)
-        app.state.versions = VersionReader(app)
-        app.state.pages = PageService(app.state.ctx, cache=app.state.built)
+        app.state.versions, app.state.building = VersionReader(app), {}
+        app.state.ranking = ranking_process(app)
+        app.state.pages = PageService(app.state.ctx, cache=app.state.built, rank=app.state.ranking)
     return app.state.pages  # type: ignore[no-any-return]
+
+
+def ranking_process(app: FastAPI) -> RankingProcess | None:
+    """A child process ranking the boards, when settings ask for one and it can open the
+    database (not an in-memory SQLite of this process)."""
+    url = app.state.engine.url
+    private = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    if private or not app.state.settings.board_rank_process:
+        return None
+    return RankingProcess(url.render_as_string(hide_password=False))
 
 
 async def get_pages(request: Request) -> PageService:
@@ -90,44 +102,28 @@ async def home(request: Request, pages: PagesDep, creds: BearerDep) -> Response:
                               media_type=_HTML)  # fmt: skip
 
 
+class PageQuery(BoardQuery):
+    rows: Literal["top", "all"] = "top"
+
+
 @router.get("/datasets/{name}", response_class=HTMLResponse)
 async def board(
-    request: Request,
-    name: str,
-    pages: PagesDep,
-    creds: BearerDep,
-    fraction: float | None = None,
-    recipe: str | None = None,
-    version: str | None = None,
-    task: str | None = None,
-    all_entries: Annotated[bool, Query(alias="all")] = False,
-    rows: Literal["top", "all"] = "top",
+    request: Request, name: str, creds: BearerDep, q: Annotated[PageQuery, Query()]
 ) -> Response:
+    pages = ensure_pages(request.app)
+
     def key(organizer: bool) -> tuple[object, ...]:
-        params = ("board", name, fraction, recipe, version, task, all_entries, rows)
-        return params + visibility(pages, [name], organizer=organizer)
+        return ("board", name, q, *visibility(pages, [name], organizer=organizer))
 
     def build(db: Session, organizer: bool) -> str:
-        page = pages.board_page(
-            db=db,
-            dataset=name,
-            fraction=fraction,
-            recipe=recipe,
-            version=version,
-            task=task,
-            all_entries=all_entries,
-            organizer=organizer,
-        )
-        if rows == "top":  # big boards open fast; the whole table is one link away
+        page = pages.board_page(db=db, dataset=name, fraction=q.fraction, recipe=q.recipe,
+                                version=q.version, task=q.task, all_entries=q.all_entries,
+                                organizer=organizer)  # fmt: skip
+        if q.rows == "top":  # big boards open fast; the whole table is one link away
             k = page.board.key
-            href = LINKS.board(
-                name,
-                fraction=k.fraction,
-                recipe=k.recipe,
-                version=k.recipe_version,
-                task=k.task,
-                all_entries=all_entries,
-            )
+            href = LINKS.board(name, fraction=k.fraction, recipe=k.recipe,
+                               version=k.recipe_version, task=k.task,
+                               all_entries=q.all_entries)  # fmt: skip
             page = replace(page, limit=TOP_ROWS, all_rows_href=href + "&rows=all")
         return render.render_board(page=page, links=LINKS)
 

@@ -2,14 +2,13 @@
 
     cache = BuiltOnce(max_bytes=64 << 20)
     board = cache.get(("bundle", "demo", ...), version=(7,), build=make, size=nbytes)
-    cache.peek(key, version=(7,))     # the value if built for (7,), or the previous one while
-                                      # another thread builds it; else None (never waits)
+    cache.peek(key, version=(7,))     # the value if built for (7,) or later, else None
+    cache.peek(key, version=None)     # whatever version it was built for (a stale board)
 
 A value is current while the versions it was built for are (``Dataset.board_version``, bumped
 in the transaction of every change a board shows, so versions only grow): nothing is ever
-invalidated, a new version simply misses. One build per key at a time; other callers wait for
-it (``get``) or take the previous value meanwhile (``peek``). Thread-safe: builds run in the
-server's thread pool.
+invalidated, a new version simply misses. One build per key at a time; other callers of
+``get`` wait for it. Thread-safe: builds run in the server's thread pool.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 Version = tuple[int, ...]
+ENTRY_BYTES = 4096  # per value: its key, small objects and bookkeeping, beyond ``size``
 
 
 class BuiltOnce:
@@ -29,12 +29,11 @@ class BuiltOnce:
         self._values: OrderedDict[Hashable, tuple[Version, Any, int]] = OrderedDict()
         self._builds: dict[Hashable, tuple[threading.Lock, int]] = {}  # key: (lock, callers)
 
-    def peek(self, key: Hashable, *, version: Version) -> Any:
-        """The value built for ``version`` (or later), or an older one while it is rebuilt;
-        None when there is neither."""
+    def peek(self, key: Hashable, *, version: Version | None) -> Any:
+        """The value built for ``version`` or later (None: for any version); else None."""
         with self._lock:
             hit = self._values.get(key)
-            if hit is None or (hit[0] < version and key not in self._builds):
+            if hit is None or (version is not None and hit[0] < version):
                 return None
             self._values.move_to_end(key)
             return hit[1]
@@ -52,7 +51,7 @@ class BuiltOnce:
                 if hit is not None and hit[0] >= version:
                     return hit[1]  # type: ignore[no-any-return]
                 value = build()
-                self._put(key, (version, value, size(value)))
+                self._put(key, (version, value, size(value) + ENTRY_BYTES))
                 return value
         finally:
             with self._lock:

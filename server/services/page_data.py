@@ -15,7 +15,7 @@ submissions never reach a board. Participants see error text through
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -40,7 +40,14 @@ from server.errors import NotFound
 from server.models import Dataset as DatasetRow
 from server.models import Evaluation, Submission, Team
 from server.services import public_rows
-from server.services.boards import Boards, aware, entry_count, recipe_versions, snap_fraction
+from server.services.boards import (
+    Boards,
+    Bundle,
+    aware,
+    entry_count,
+    recipe_versions,
+    snap_fraction,
+)
 from server.services.built import BuiltOnce
 from submissions.errors import ConfigError
 
@@ -48,9 +55,15 @@ OWN_CACHE_BYTES = 64 << 20  # a PageService made without the server's cache (a s
 
 
 class PageService:
-    def __init__(self, ctx: ServerContext, *, cache: BuiltOnce | None = None) -> None:
+    def __init__(
+        self,
+        ctx: ServerContext,
+        *,
+        cache: BuiltOnce | None = None,
+        rank: Callable[..., Bundle] | None = None,
+    ) -> None:
         self.ctx = ctx
-        self.boards = Boards(ctx, cache=cache or BuiltOnce(max_bytes=OWN_CACHE_BYTES))
+        self.boards = Boards(ctx, cache=cache or BuiltOnce(max_bytes=OWN_CACHE_BYTES), rank=rank)
 
     def visible(self, spec: DatasetSpec, *, organizer: bool, now: datetime) -> tuple[str, ...]:
         return self.ctx.catalog.visible(spec.name, organizer=organizer, now=now)

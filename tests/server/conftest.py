@@ -98,6 +98,7 @@ def make_settings(
         "base_url": "http://testserver",
         "quota_per_day": 5,
         "retry_backoff_s": 0,
+        "board_rank_process": False,  # a child per app is slow; test_board_serving runs one
     }
     values.update(over)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

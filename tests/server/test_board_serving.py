@@ -69,14 +69,26 @@ def body_builds(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
 @pytest.mark.parametrize("url", [BOARD, API, "/"])
 def test_a_warm_board_costs_one_version_query(
-    url: str, engine: Engine, client: TestClient, world: World, body_builds: list[bytes]
+    url: str,
+    engine: Engine,
+    client: TestClient,
+    world: World,
+    body_builds: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from server.routes.cached import VersionReader
+
     first = client.get(url)
     assert first.status_code == 200 and len(body_builds) == 1
+    reads: list[dict[str, int]] = []
+    query = VersionReader._query
+    monkeypatch.setattr(
+        VersionReader, "_query", lambda self: reads.append(query(self)) or reads[-1]
+    )
     statements = Statements(engine)
     again = client.get(url)
     assert again.status_code == 200 and again.content == first.content
-    assert statements.n == 1, "a current body costs the version read and nothing else"
+    assert len(reads) == 1 and statements.n == 0, "the version read (DB-API) and nothing else"
     assert len(body_builds) == 1
 
 
@@ -186,9 +198,8 @@ def file_app(tmp_path: Path, server_configs: Path, data_root: Path) -> Iterator[
     url = f"sqlite:///{tmp_path / 'board.db'}"
     engine = make_engine(url)
     create_schema(engine)
-    settings = make_settings(
-        tmp_path, server_configs=server_configs, data_root=data_root, database_url=url
-    )
+    settings = make_settings(tmp_path, server_configs=server_configs, data_root=data_root,
+                             database_url=url, board_rank_process=True)  # fmt: skip
     yield create_app(settings, engine=engine)
     engine.dispose()
 
@@ -196,6 +207,8 @@ def file_app(tmp_path: Path, server_configs: Path, data_root: Path) -> Iterator[
 def test_another_processes_write_shows_on_the_next_request(
     file_app: FastAPI, tmp_path: Path
 ) -> None:
+    """Also: the boards are ranked by the child process, reading the same file."""
+    assert file_app.state.ranking is not None
     other = make_engine(f"sqlite:///{tmp_path / 'board.db'}")  # another process's connection
     with TestClient(file_app) as client:
         build_world(other, file_app.state.ctx)
@@ -238,31 +251,76 @@ def test_two_worker_processes_show_a_new_score_on_the_next_request(
     engine.dispose()
 
 
-def test_a_request_waits_for_a_version_read_that_started_after_it(app: FastAPI) -> None:
+def test_requests_share_a_version_read_made_after_they_asked(app: FastAPI) -> None:
     import asyncio
-    import threading
 
     from server.routes.cached import VersionReader
 
     reads: list[int] = []
-    gate = threading.Event()
 
     def query() -> dict[str, int]:
         reads.append(len(reads))
-        gate.wait(timeout=30)
         return {"tiny": len(reads)}
 
-    async def scenario() -> list[dict[str, int]]:
+    async def scenario() -> tuple[list[dict[str, int]], dict[str, int]]:
         reader = VersionReader(app)
         reader._query = query  # type: ignore[method-assign]
-        first = asyncio.create_task(reader.read())
-        await asyncio.sleep(0.05)  # its read is in flight: later requests need a newer one
-        later = [asyncio.create_task(reader.read()) for _ in range(5)]
-        await asyncio.sleep(0.05)
-        gate.set()
-        out = [await first, *[await t for t in later]]
-        return out
+        together = await asyncio.gather(*(reader.read() for _ in range(5)))
+        return together, await reader.read()
 
-    got = asyncio.run(scenario())
-    assert got[0] == {"tiny": 1} and got[1:] == [{"tiny": 2}] * 5
-    assert len(reads) == 2, "the five later requests shared one read"
+    together, later = asyncio.run(scenario())
+    assert together == [{"tiny": 1}] * 5, "requests of one loop iteration share one read"
+    assert later == {"tiny": 2} and len(reads) == 2, "a later request gets a later read"
+
+
+def test_during_a_rebuild_other_requests_get_the_previous_body(
+    app: FastAPI, engine: Engine, client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from server.services import boards
+
+    old = board_rows(get_page(client, BOARD))
+    started, release = threading.Event(), threading.Event()
+    rank = boards.rank_bundle
+
+    def slow_rank(**kwargs: Any) -> boards.Bundle:
+        started.set()
+        release.wait(timeout=30)
+        return rank(**kwargs)
+
+    monkeypatch.setattr(boards, "rank_bundle", slow_rank)
+    seed(engine, app.state.ctx, [Planned("zeta", {"test1": 0.93, "test2": 0.1})])
+    first: list[list[tuple[str, ...]]] = []
+    builder = threading.Thread(target=lambda: first.append(board_rows(get_page(client, BOARD))))
+    builder.start()
+    assert started.wait(timeout=30)
+    assert board_rows(get_page(client, BOARD)) == old, "served the previous body meanwhile"
+    release.set()
+    builder.join(timeout=30)
+    assert first[0][1] == ("1", "zeta", "0.930"), "the request that built it sees the change"
+    assert board_rows(get_page(client, BOARD))[1] == ("1", "zeta", "0.930")
+
+
+def test_the_ranking_child_ends_with_its_server(
+    tmp_path: Path, server_configs: Path, data_root: Path
+) -> None:
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    url = f"sqlite:///{tmp_path / 'tdc.db'}"
+    env = {"TDC_DATABASE_URL": url, "TDC_CONFIGS_DIR": str(server_configs),
+           "TDC_DATA_ROOT": str(data_root),
+           "TDC_STORAGE_DIR": str(tmp_path / "storage")}  # fmt: skip
+    with LiveServer.start(env=env, log_path=tmp_path / "server.log") as server:
+        assert httpx.get(server.url + API).status_code == 200  # ranked by the child
+        children = psutil.Process(server.pid).children(recursive=True)
+        assert children, "the boards are ranked in a child process"
+        os.kill(server.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children):
+            assert time.monotonic() < deadline, "a ranking child outlived its server"
+            time.sleep(0.2)
