@@ -176,18 +176,22 @@ class Bundle:
         return sum(2048 + 1024 * len(b.entries) for b in self.boards.values())
 
 
-def rank_bundle(
-    *,
-    db: Session,
-    spec: DatasetSpec,
-    recipe: str,
-    version: str,
-    tasks: Sequence[str],
-    task: str | None = None,
-    all_entries: bool = False,
-) -> Bundle:
-    """Boards of every fraction; ``task`` names a task board (then ``tasks == (task,)``)."""
-    rows = result_rows(db=db, spec=spec, recipe=recipe, version=version, tasks=tasks)
+@dataclass(frozen=True)
+class BundleOf:
+    """Which bundle: its dataset, recipe version and tasks (``task``: a task board, then
+    ``tasks == (task,)``); hashable, the bundle's cache key."""
+
+    dataset: str
+    recipe: str
+    version: str
+    tasks: tuple[str, ...]
+    task: str | None = None
+    all_entries: bool = False
+
+
+def rank_bundle(*, db: Session, spec: DatasetSpec, of: BundleOf) -> Bundle:
+    """Boards of every fraction of ``spec`` (the spec of ``of.dataset``)."""
+    rows = result_rows(db=db, spec=spec, recipe=of.recipe, version=of.version, tasks=of.tasks)
     by_fraction: dict[float, list[ResultRow]] = {f: [] for f in spec.fractions}
     for r in rows:  # fractions are snapped to the spec's, so this is exact
         by_fraction[r.fraction].append(r)
@@ -195,15 +199,15 @@ def rank_bundle(
     boards = {
         f: rank_dataset_board(
             by_fraction[f],
-            key=BoardKey(spec.name, f, recipe, version, task),
-            tasks=tuple(tasks),
+            key=BoardKey(spec.name, f, of.recipe, of.version, of.task),
+            tasks=of.tasks,
             rule=rule,
-            all_entries=all_entries,
+            all_entries=of.all_entries,
         )
         for f in spec.fractions
     }
-    series = () if all_entries else tuple(fraction_series(boards))
-    return Bundle(spec, recipe, version, tuple(tasks), all_entries, boards, series)
+    series = () if of.all_entries else tuple(fraction_series(boards))
+    return Bundle(spec, of.recipe, of.version, of.tasks, of.all_entries, boards, series)
 
 
 class Boards:
@@ -227,10 +231,9 @@ class Boards:
         all_entries: bool = False,
     ) -> Bundle:
         spec = self.ctx.catalog.spec(dataset)
-        key = ("bundle", dataset, recipe, version, tuple(tasks), task, all_entries)
+        of = BundleOf(dataset, recipe, version, tuple(tasks), task, all_entries)
         # Read before the rows: what is built is at least as new as the version it is kept for.
         board = (board_versions(db).get(dataset, 0),)
         rank: Callable[..., Bundle] = self.rank or partial(rank_bundle, db=db)
-        return self.cache.get(key, version=board, size=Bundle.nbytes, build=lambda: rank(
-            spec=spec, recipe=recipe, version=version, tasks=tuple(tasks), task=task,
-            all_entries=all_entries))  # fmt: skip
+        return self.cache.get(of, version=board, size=Bundle.nbytes,
+                              build=lambda: rank(spec=spec, of=of))  # fmt: skip

@@ -1,7 +1,7 @@
 """Ranking boards in a child process, so a rebuild never holds the serving process's GIL.
 
     rank = RankingProcess("postgresql+psycopg://...")   # the child starts on first use
-    bundle = rank(spec=spec, recipe="linear_probe", version="1", tasks=("test1",))
+    bundle = rank(spec=spec, of=BundleOf("demo", "linear_probe", "1", tasks=("test1",)))
     rank.close()
 
 A board of 10^4 submissions takes ~0.4 s of pure Python to read and rank. Run in a thread of
@@ -17,13 +17,12 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from server.services.boards import Bundle, rank_bundle
+from server.services.boards import Bundle, BundleOf, rank_bundle
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -44,18 +43,8 @@ class RankingProcess:
         """Start the child now rather than in the first board request (~1 s of imports)."""
         self._pool.submit(int)
 
-    def __call__(
-        self,
-        *,
-        spec: DatasetSpec,
-        recipe: str,
-        version: str,
-        tasks: Sequence[str],
-        task: str | None = None,
-        all_entries: bool = False,
-    ) -> Bundle:
-        args = (spec, recipe, version, tuple(tasks), task, all_entries)
-        return self._pool.submit(_rank, *args).result()
+    def __call__(self, *, spec: DatasetSpec, of: BundleOf) -> Bundle:
+        return self._pool.submit(_rank, spec, of).result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -77,15 +66,7 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def _rank(
-    spec: DatasetSpec,
-    recipe: str,
-    version: str,
-    tasks: tuple[str, ...],
-    task: str | None,
-    all_entries: bool,
-) -> Bundle:
+def _rank(spec: DatasetSpec, of: BundleOf) -> Bundle:
     assert _engine is not None, "the child's initializer sets the engine"
     with Session(_engine) as db:
-        return rank_bundle(db=db, spec=spec, recipe=recipe, version=version, tasks=tasks,
-                           task=task, all_entries=all_entries)  # fmt: skip
+        return rank_bundle(db=db, spec=spec, of=of)
