@@ -61,6 +61,8 @@ def create_app(
         yield
         if ranking is not None:
             ranking.close()
+        if getattr(app.state, "versions", None) is not None:
+            app.state.versions.close()
         if own_engine:
             engine.dispose()
 

@@ -11,9 +11,9 @@ request) and looks its body up under (key, versions of its datasets) in the app'
 byte-bounded :class:`~server.services.built.BuiltOnce`, which also holds the ranked boards the
 bodies are made from (ranked in a child process: ``server.services.ranking_process``). The
 first request of a new version builds the body in the thread pool; requests meanwhile get the
-previous version's body. A body keeps its gzip copy and a weak ETag
-from its key and version, one per encoding (``If-None-Match`` gets a 304); anonymous responses
-say ``Cache-Control: public, max-age, stale-while-revalidate``, an organizer's ``private``.
+previous version's body. A body keeps its gzip copy and a weak ETag from its key and version,
+one per encoding (``If-None-Match`` gets a 304); anonymous responses say ``Cache-Control:
+public, max-age, stale-while-revalidate``, an organizer's ``private``.
 The key holds the request's validated parameters, the viewer and the visible tasks (a reveal
 time passing changes it), never raw header or query text.
 """
@@ -118,6 +118,11 @@ class VersionReader:
         rows = cursor.fetchall()
         conn.rollback()  # end the read transaction: the next read sees new commits
         return {name: int(v) for name, v in rows}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # back to the engine's pool, which the app then disposes
+            self._conn = None
 
 
 async def serve_cached(
