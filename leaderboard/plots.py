@@ -23,7 +23,8 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
 REFERENCE_COLOR = "#6B7280"
 DASHES = ("6 4", "2 3", "10 3 2 3")
 Scale = Callable[[float], float]
-FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
+# A presentation attribute, not a style attribute: pages forbid inline styles (their CSP).
+FONT = "system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _open_svg(width: float, height: float, title: str) -> list[str]:
     t = escape(title)
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:g} {height:g}" '
-        f'role="img" aria-label="{t}" class="chart" style="{FONT}">',
+        f'role="img" aria-label="{t}" class="chart" font-family="{FONT}">',
         f"<title>{t}</title>",
     ]
 

@@ -5,7 +5,8 @@
 
 Errors: one handler turns every ``TdcError`` into ``{"problems": [...]}`` with its status
 (429 adds Retry-After, 401 WWW-Authenticate); request-validation errors and unknown routes
-answer in the same shape. On startup the datasets in ``configs/`` are synced to the
+answer in the same shape. Every response carries the security headers of
+:class:`SecurityHeaders`. On startup the datasets in ``configs/`` are synced to the
 database and stale upload temp files are swept.
 """
 
@@ -15,7 +16,7 @@ import gc
 import importlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +27,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.context import ServerContext
 from server.db import make_engine
@@ -73,6 +75,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ctx, app.state.engine, app.state.settings = ctx, engine, settings
+    docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(SecurityHeaders, docs_paths=[p for p in docs if p])
     install_error_handlers(app)
     for name in ROUTE_MODULES:
         module = importlib.import_module(name)
@@ -98,6 +102,55 @@ def startup(engine: Engine, ctx: ServerContext) -> None:
     swept = ctx.storage.sweep_tmp()
     if swept:
         log.info("removed %d stale upload temp files", swept)
+
+
+# Pages: scripts, styles and images from this origin only (charts are inline SVG drawn with
+# presentation attributes, the favicon is ``data:,``), never framed, no plugins, no <base>.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# FastAPI's /docs and /redoc load Swagger UI / ReDoc from their CDN and start them with an
+# inline script: their own, looser policy (still never framed).
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com; img-src 'self' data: https:; worker-src blob:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def _security_headers(policy: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-security-policy", policy.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),  # frame-ancestors for browsers without CSP 2
+    ]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: adds the security headers to every HTTP response (a header the
+    response already has is left as it is)."""
+
+    def __init__(self, app: ASGIApp, *, docs_paths: Iterable[str] = ()) -> None:
+        self.app, self.docs_paths = app, frozenset(docs_paths)
+        self.page, self.docs = _security_headers(PAGE_POLICY), _security_headers(DOCS_POLICY)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self.docs if scope["path"] in self.docs_paths else self.page
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                have = {name.lower() for name, _ in headers}
+                headers += [h for h in extra if h[0] not in have]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def problem_response(status: int, problems: list[dict[str, Any]], **headers: str) -> JSONResponse:

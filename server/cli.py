@@ -95,7 +95,8 @@ def serve(
 
 @app.command("create-team")
 def create_team(name: str) -> None:
-    """Create a team (names are unique)."""
+    """Create a team: a unique name of 1-100 ASCII letters, digits, '_', '-', '.' and spaces,
+    starting with a letter or a digit."""
     from server.db import session_scope
     from server.services.auth import create_team as create
 
@@ -104,13 +105,27 @@ def create_team(name: str) -> None:
     typer.echo(f"team {team.name!r} created (id {team.id})", err=True)
 
 
+def _expiry(days: float | None) -> float | None:
+    """``--expires-days``: more than 0 (a usage error otherwise; omit it for never)."""
+    from server.services.auth import MAX_EXPIRES_DAYS
+
+    if days is not None and not 0 < days <= MAX_EXPIRES_DAYS:
+        raise typer.BadParameter(
+            f"must be more than 0 and at most {MAX_EXPIRES_DAYS} days, not {days:g} "
+            "(omit it for a token that never expires)"
+        )
+    return days
+
+
 @app.command("issue-token")
 def issue_token(
     team: str,
     scope: Annotated[
         ScopeOpt, typer.Option(help="participant or organizer")
     ] = ScopeOpt.participant,
-    expires_days: Annotated[float | None, typer.Option(help="never expires if omitted")] = None,
+    expires_days: Annotated[
+        float | None, typer.Option(help="days, > 0; never expires if omitted", callback=_expiry)
+    ] = None,
     create: Annotated[bool, typer.Option("--create-team", help="create TEAM if missing")] = False,
     note: Annotated[str | None, typer.Option(help="a label for the token")] = None,
 ) -> None:

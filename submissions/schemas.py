@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,15 @@ TERMINAL_STATES = frozenset({State.scored, State.failed_user, State.cancelled})
 
 class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Bounds of the text a request may carry: every string that is stored is one of these (or has
+# its own ``max_length``), sized to its column in server.models (Text columns: a sane size).
+Name = Annotated[str, Field(max_length=100)]  # datasets, tasks, recipes, teams, metrics
+Label = Annotated[str, Field(max_length=200)]  # workers, job ids, methods, devices, versions
+Digest = Annotated[str, Field(max_length=64)]  # sha256 hex digests, lease tokens
+Version = Annotated[str, Field(max_length=50)]  # recipe and dataset versions
+MAX_SEEDS = 1000
 
 
 class Problem(Schema):
@@ -57,11 +66,11 @@ class EvalIdentity(Schema):
         EvalIdentity.of(row)                  # of anything with the five attributes
     """
 
-    dataset: str
+    dataset: Name
     fraction: float
-    task: str | None = Field(description="one task; None: every task of the dataset")
-    recipe: str
-    sha256: str = Field(description="the canonical subset's sha256 (not the file's)")
+    task: Name | None = Field(description="one task; None: every task of the dataset")
+    recipe: Name
+    sha256: Digest = Field(description="the canonical subset's sha256 (not the file's)")
 
     @classmethod
     def of(cls, obj: object) -> EvalIdentity:
@@ -104,22 +113,22 @@ class EvalIdentity(Schema):
 
 class SeedResult(Schema):
     seed: int
-    metrics: dict[str, float]
-    per_class: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[Name, float]
+    per_class: dict[Label, float] = Field(default_factory=dict)
     # The same metrics on the task's public query split: what variants are chosen by.
-    query_metrics: dict[str, float] | None = None
+    query_metrics: dict[Name, float] | None = None
 
 
 class TaskResult(Schema):
     """Scores of one task's test split: per seed, and mean / std over seeds."""
 
-    task: str
+    task: Name
     test_size: int
-    seeds: list[SeedResult]
-    mean: dict[str, float]
-    std: dict[str, float]
+    seeds: list[SeedResult] = Field(max_length=MAX_SEEDS)
+    mean: dict[Name, float]
+    std: dict[Name, float]
     query_size: int | None = None
-    query_mean: dict[str, float] | None = None
+    query_mean: dict[Name, float] | None = None
 
 
 class SelectionRecord(Schema):
@@ -127,34 +136,34 @@ class SelectionRecord(Schema):
     included), the selection seeds and each seed's subset (sha256, in seed order). A row
     averaged over seeds scores each subset and reports mean and std over the seeds."""
 
-    method: str
-    params: dict[str, Any]
-    seeds: list[int]
-    subsets: list[str]
+    method: Name
+    params: dict[Name, Any]
+    seeds: list[int] = Field(max_length=MAX_SEEDS)
+    subsets: list[Digest] = Field(max_length=MAX_SEEDS)
 
 
 class Manifest(Schema):
     """Everything needed to reproduce or refuse to compare a score."""
 
-    code_version: str
-    recipe: str
-    recipe_version: str
-    recipe_hash: str
-    dataset: str
-    dataset_version: str
-    dataset_manifest_hash: str
+    code_version: str = Field(max_length=100)
+    recipe: Name
+    recipe_version: Version
+    recipe_hash: Digest
+    dataset: Name
+    dataset_version: Version
+    dataset_manifest_hash: Digest
     # The embedding set the recipe and selection read (harness.embed.sets), when there is one.
-    embedding_set: str | None = None
-    embedding_fingerprint: str | None = None
-    subset_sha256: str
-    seeds: list[int]
-    libraries: dict[str, str]
-    device: str
-    executor: str = "inline"
-    job_id: str | None = None
+    embedding_set: Name | None = None
+    embedding_fingerprint: Digest | None = None
+    subset_sha256: Digest
+    seeds: list[int] = Field(max_length=MAX_SEEDS)
+    libraries: dict[Name, Label]
+    device: Label
+    executor: Name = "inline"
+    job_id: Label | None = None
     wall_time_s: float
     # Seeds whose scores were read from the results store (harness.store), not retrained.
-    reused_seeds: list[int] = Field(default_factory=list)
+    reused_seeds: list[int] = Field(default_factory=list, max_length=MAX_SEEDS)
     # Reference rows made by a selection method (harness.references): how, in full.
     selection: SelectionRecord | None = None
 
@@ -162,13 +171,13 @@ class Manifest(Schema):
 class EvalResult(Schema):
     """What one evaluation of one subset produces."""
 
-    dataset: str
+    dataset: Name
     fraction: float
-    task: str | None
-    recipe: str
+    task: Name | None
+    recipe: Name
     subset_size: int
     classes_seen: int | None = None
-    tasks: list[TaskResult]
+    tasks: list[TaskResult] = Field(max_length=1000)
     manifest: Manifest
 
     @property
@@ -187,11 +196,11 @@ Kind = Literal["submission", "baseline", "oracle"]
 class SubmissionMeta(Schema):
     """What a participant declares with an upload."""
 
-    dataset: str
+    dataset: Name
     fraction: float = Field(gt=0, le=1)
-    task: str | None = None
-    recipe: str | None = None
-    name: str | None = Field(None, max_length=200, description="free-text method name")
+    task: Name | None = None
+    recipe: Name | None = None
+    name: Label | None = Field(None, description="free-text method name")
 
 
 class SubmissionPublic(Schema):
@@ -220,10 +229,10 @@ class SubmissionPublic(Schema):
 
 
 class ClaimRequest(Schema):
-    worker: str
+    worker: Label
     max_jobs: int = Field(10, gt=0, le=1000)
     lease_seconds: int = Field(600, gt=0, le=86400)
-    dataset: str | None = None
+    dataset: Name | None = None
 
 
 class ClaimedSubmission(Schema):
@@ -235,21 +244,21 @@ class ClaimedSubmission(Schema):
 
 
 class Heartbeat(Schema):
-    lease_token: str
+    lease_token: Digest
     lease_seconds: int = Field(600, gt=0, le=86400)
-    job_id: str | None = None
+    job_id: Label | None = None
     # What the executor says of the job ("pending (Priority)", "running"): recorded as a
     # ``job_state`` event when it changes, so a waiting submission says why it waits.
-    job_state: str | None = Field(None, max_length=200)
+    job_state: Label | None = None
 
 
 class ResultPost(Schema):
-    lease_token: str
+    lease_token: Digest
     result: EvalResult
 
 
 class FailurePost(Schema):
-    lease_token: str
+    lease_token: Digest
     kind: Literal["user", "infra"]
     message: str = Field(max_length=10_000)
     log_tail: str | None = Field(None, max_length=100_000)
@@ -262,8 +271,8 @@ class ReferencePost(Schema):
     labels the row on boards."""
 
     kind: Literal["oracle", "baseline"] = "oracle"
-    team: str = Field("oracle", min_length=1, max_length=100)
-    name: str | None = Field(None, max_length=200, description="the row's label on boards")
+    team: Name = Field("oracle", min_length=1)
+    name: Label | None = Field(None, description="the row's label on boards")
     results: list[EvalResult] = Field(min_length=1, max_length=1000)
 
 

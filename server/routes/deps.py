@@ -39,7 +39,8 @@ def get_db(request: Request) -> Iterator[Session]:
 
 CtxDep = Annotated[ServerContext, Depends(get_ctx)]
 # Ids are 32-bit INTEGER columns on PostgreSQL: larger values are a 422, not a 500.
-SubmissionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+MAX_ID = 2**31 - 1
+SubmissionId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 SessionDep = Annotated[Session, Depends(get_db)]

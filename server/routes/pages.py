@@ -7,8 +7,9 @@ GET /teams/{name}                       a team's standings and submissions
 GET /static/...                         style.css, sort.js (leaderboard/static)
 
 Pages are public; an organizer token (``Authorization: Bearer``) adds hidden tests and hidden
-submissions. Unknown names answer an HTML 404 page. The same ``PageService`` feeds the JSON/CSV
-API (server.routes.leaderboard), so what a page shows and what an export holds agree.
+submissions. Unknown names and ids (out-of-range ones too) answer an HTML 404 page. The same
+``PageService`` feeds the JSON/CSV API (server.routes.leaderboard), so what a page shows and
+what an export holds agree.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from leaderboard.phases import utcnow
 from leaderboard.render import STATIC_DIR, ServerLinks
 from server.errors import NotFound
 from server.routes.cached import BoardQuery, VersionReader, serve_cached
-from server.routes.deps import SessionDep, organizer_flag
+from server.routes.deps import MAX_ID, SessionDep, organizer_flag
 from server.services.built import BuiltOnce
 from server.services.page_data import PageService
 from server.services.ranking_process import RankingProcess
@@ -138,6 +139,8 @@ async def board(
 def submission(
     submission_id: int, db: SessionDep, pages: PagesDep, organizer: OrganizerFlag
 ) -> HTMLResponse:
+    if not 1 <= submission_id <= MAX_ID:  # no such row can exist (and the driver would raise)
+        return _not_found(NotFound(f"submission {submission_id} not found"))
     try:
         view = pages.submission(db=db, submission_id=submission_id, organizer=organizer)
     except NotFound as err:

@@ -12,6 +12,7 @@ to brute-force, and lookup by hash stays a single indexed query.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,12 +21,22 @@ from typing import Literal
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from server.errors import Conflict, Forbidden, NotFound, Unauthorized
+from server.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from server.models import ApiToken, Team, utcnow
 
 Scope = Literal["participant", "organizer"]
 SCOPES: tuple[Scope, ...] = ("participant", "organizer")
 TOKEN_PREFIX = "tdc_"
+# A team name is part of URLs (/teams/NAME), export file names and terminal output: 1 to 100
+# ASCII letters, digits, "_", "-", "." and spaces, starting with a letter or a digit and not
+# ending with a space. No "/", no control characters, no "." or ".." path segments.
+TEAM_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.\- ]{0,98}[A-Za-z0-9_.\-])?")
+TEAM_NAME_RULE = (
+    "1 to 100 ASCII letters, digits, '_', '-', '.' and spaces, starting with a letter or "
+    "a digit and not ending with a space"
+)
+MAX_EXPIRES_DAYS = 36_500  # 100 years; omit the expiry for a token that never expires
+MAX_NOTE_CHARS = 200  # ApiToken.note
 
 
 @dataclass(frozen=True)
@@ -54,11 +65,16 @@ def hash_token(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def check_team_name(name: str) -> str:
+    """``name`` if it is a valid team name (:data:`TEAM_NAME`), else InvalidRequest."""
+    if TEAM_NAME.fullmatch(name) is None:
+        shown = repr(name[:100]) + ("..." if len(name) > 100 else "")
+        raise InvalidRequest(f"invalid team name {shown}: a team name has {TEAM_NAME_RULE}")
+    return name
+
+
 def create_team(*, db: Session, name: str) -> Team:
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise Conflict("a team name must have 1 to 100 characters")
-    team = Team(name=name)
+    team = Team(name=check_team_name(name))
     db.add(team)
     try:
         db.commit()
@@ -97,6 +113,7 @@ def issue_token(
     """A new token for ``team``: its text (shown once, never stored) and its row."""
     if scope not in SCOPES:
         raise Conflict(f"scope must be one of {', '.join(SCOPES)}")
+    check_token_options(expires_days=expires_days, note=note)
     assert team.id is not None
     text = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = utcnow() + timedelta(days=expires_days) if expires_days else None
@@ -112,6 +129,18 @@ def issue_token(
     db.commit()
     db.refresh(row)
     return text, row
+
+
+def check_token_options(*, expires_days: float | None, note: str | None) -> None:
+    """InvalidRequest unless the expiry is None or in (0, MAX_EXPIRES_DAYS] days and the note
+    fits its column."""
+    if expires_days is not None and not 0 < expires_days <= MAX_EXPIRES_DAYS:
+        raise InvalidRequest(
+            f"a token's expiry must be more than 0 and at most {MAX_EXPIRES_DAYS} days, not "
+            f"{expires_days:g} (omit it for a token that never expires)"
+        )
+    if note is not None and len(note) > MAX_NOTE_CHARS:
+        raise InvalidRequest(f"a token's note has at most {MAX_NOTE_CHARS} characters")
 
 
 def revoke_token(*, db: Session, token_or_prefix: str) -> ApiToken:

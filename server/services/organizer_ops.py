@@ -28,6 +28,7 @@ from server.errors import Conflict, InvalidRequest, NotFound
 from server.models import Evaluation, Result, Submission, SubmissionEvent, TaskScore, Team, utcnow
 from server.services import public_rows, transitions
 from submissions.errors import TdcError
+from submissions.metric_ranges import metric_problems
 from submissions.schemas import (
     ClaimedSubmission,
     ClaimRequest,
@@ -285,6 +286,8 @@ def _check_result(ctx: ServerContext, sub: Submission, result: EvalResult) -> No
         problems.append(f"tasks are {sorted(got)}, expected {sorted(expected)} once each")
     if problems:
         raise InvalidRequest("result does not match the submission: " + "; ".join(problems))
+    if bad := metric_problems(result):
+        raise InvalidRequest("result has invalid metric values: " + "; ".join(bad))
 
 
 def write_scores(

@@ -36,6 +36,7 @@ from server.services import public_rows, transitions
 from server.services.auth import Principal, get_or_create_team
 from server.services.organizer_ops import write_scores
 from submissions.errors import ConfigError
+from submissions.metric_ranges import metric_problems
 from submissions.schemas import (
     EvalResult,
     ReferencePost,
@@ -83,6 +84,7 @@ def checked(*, ctx: ServerContext, result: EvalResult, kind: str) -> EvalResult:
     got = [t.task for t in result.tasks]
     if set(got) != expected or len(got) != len(set(got)):
         problems.append(f"tasks are {sorted(got)}, expected {sorted(expected)} once each")
+    problems += metric_problems(result)
     if problems:
         raise InvalidRequest(
             f"reference result {result.dataset}/{result.task or '*'}: " + "; ".join(problems)

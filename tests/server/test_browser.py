@@ -31,6 +31,9 @@ from tests.server.conftest import make_settings
 pytestmark = pytest.mark.browser
 
 ROWS_JS = "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+# Records what the Content-Security-Policy blocks (Chromium also logs it as a console error).
+CSP_PROBE = """document.addEventListener("securitypolicyviolation",
+    e => (window.__csp = window.__csp || []).push(e.violatedDirective + " " + e.blockedURI));"""
 
 
 @dataclass
@@ -75,6 +78,7 @@ def live(
             viewport={"width": 1280, "height": 900}, accept_downloads=True
         )
         context.route("**/*", guard.route)
+        context.add_init_script(CSP_PROBE)
         context.on("weberror", lambda e: errors.append(str(e.error)))
         yield Live(server, world, url, guard, context, errors)
         context.close()
@@ -86,7 +90,12 @@ def open_page(live: Live, path: str, *, context: Any = None) -> Any:
     page.on("console", lambda m: m.type == "error" and live.errors.append(m.text))
     response = page.goto(live.server.url + path)
     assert response is not None and response.status == 200, path
+    assert "script-src 'self'" in response.headers["content-security-policy"], path
     return page
+
+
+def csp_violations(page: Any) -> list[str]:
+    return page.evaluate("window.__csp || []")
 
 
 def expected_board(db_url: str, *, fraction: float) -> list[tuple[str, str, str]]:
@@ -134,6 +143,7 @@ def test_every_page_loads_and_the_board_matches_the_database(live: Live) -> None
         assert page.title().endswith("Task-DataComp")
         if name in shots:  # full-page screenshots cost ~1 s each; the rest just load
             screenshot(page, name)
+        assert csp_violations(page) == [], name
         if name == "board":
             assert shown_board(page) == expected_board(live.db_url, fraction=0.1)
             assert expected_board(live.db_url, fraction=0.1)[1][1] == "alpha"  # not vacuous
@@ -153,6 +163,7 @@ def test_sorting_a_column(live: Live) -> None:
     score.click()  # ascending score
     score.click()  # descending: the ranking again
     assert shown_board(page) == before
+    assert csp_violations(page) == []  # sorting runs under the policy
     screenshot(page, "board-sorted")
     page.close()
 

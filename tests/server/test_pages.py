@@ -104,6 +104,15 @@ def test_board_errors_are_html_404(client: TestClient, world: World) -> None:
         assert r.status_code == 404 and needle in parse(r.text).text, url
 
 
+def test_out_of_range_submission_ids_are_html_404(client: TestClient, world: World) -> None:
+    """Ids beyond the 32-bit id column (or below 1) are pages that do not exist, never a 500."""
+    for sid in ("9223372036854775808", "2147483648", "0", "-1", "1" + "0" * 40):
+        r = client.get(f"/submissions/{sid}")
+        assert r.status_code == 404, sid
+        assert r.headers["content-type"].startswith("text/html")
+        assert "not found" in parse(r.text).text
+
+
 def test_home_lists_entries_and_leaders(client: TestClient, world: World) -> None:
     page = get_page(client, "/")
     assert "tiny" in page.text and "classification" in page.text
@@ -155,6 +164,20 @@ def test_team_page(client: TestClient, world: World) -> None:
     assert "failed user" in beta.text
     hidden_only = get_page(client, "/teams/epsilon")  # its one submission is hidden
     assert not hidden_only.tables and "No public submissions" in hidden_only.text
+
+
+def test_pages_hold_nothing_the_content_security_policy_forbids(
+    client: TestClient, world: World
+) -> None:
+    """No inline script, style element or style attribute (the charts included), no other
+    origin: the policy's ``script-src 'self'; style-src 'self'`` keeps every page working."""
+    paths = ["/", "/datasets/tiny?fraction=0.1", "/datasets/tiny?fraction=0.1&task=test1",
+             "/teams/alpha", *(f"/submissions/{i}" for i in world.ids.values())]  # fmt: skip
+    for path in paths:
+        html = client.get(path).text.lower()
+        assert "<svg" in html or not path.startswith("/datasets"), path  # charts are checked
+        for needle in ("<script>", "<style", " style=", "javascript:", " onclick=", 'src="http'):
+            assert needle not in html, (path, needle)
 
 
 def test_static_files_are_served(client: TestClient) -> None:
