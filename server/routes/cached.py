@@ -30,28 +30,14 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from server.routes.deps import is_organizer, open_session
+from server.routes.deps import open_session, viewer_is_organizer
 from server.services.boards import BOARD_VERSIONS
 from server.services.built import BuiltOnce
 
 KeyOf = Callable[[bool], tuple[object, ...]]
 BuildOf = Callable[[Session, bool], str | bytes]
-
-
-class BoardQuery(BaseModel):
-    """A board request's parameters, validated in one step (FastAPI's query model: far cheaper
-    than one dependency per parameter); hashable, so part of a cache key. Unknown parameters
-    (``utm_source=...``) are ignored."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-    fraction: float | None = None
-    task: str | None = None
-    recipe: str | None = None
-    version: str | None = None
-    all_entries: bool = Field(False, alias="all")
 
 
 @dataclass(frozen=True)
@@ -138,7 +124,7 @@ async def serve_cached(
     """The body of ``key(organizer)`` built by ``build(db, organizer)``, which depends on the
     database only through the boards of ``datasets``."""
     app = request.app
-    organizer = creds is not None and await run_in_threadpool(_organizer, app, creds)
+    organizer = creds is not None and await run_in_threadpool(viewer_is_organizer, app, creds)
     k = ("body", *key(organizer))
     versions = await app.state.versions.read()
     version = tuple(versions.get(d, 0) for d in datasets)
@@ -173,8 +159,3 @@ async def _build_once(app: FastAPI, key: tuple[object, ...], get: Callable[[], B
         return await task
     stale: Body | None = app.state.built.peek(key, version=None)
     return stale if stale is not None else await asyncio.shield(task)
-
-
-def _organizer(app: FastAPI, creds: HTTPAuthorizationCredentials) -> bool:
-    with open_session(app) as db:
-        return is_organizer(db, app.state.ctx, creds)

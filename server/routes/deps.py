@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from server.context import ServerContext
@@ -80,3 +81,22 @@ def organizer_flag(
 ) -> bool:
     """Anonymous viewers are the public (False)."""
     return creds is not None and is_organizer(db, ctx, creds)
+
+
+def viewer_is_organizer(app: FastAPI, creds: HTTPAuthorizationCredentials) -> bool:
+    """:func:`is_organizer` in a session of its own (for routes that open none)."""
+    with open_session(app) as db:
+        return is_organizer(db, app.state.ctx, creds)
+
+
+class BoardQuery(BaseModel):
+    """A board request's parameters, validated in one step (FastAPI's query model: far cheaper
+    than one dependency per parameter); hashable, so part of a cache key. Unknown parameters
+    (``utm_source=...``) are ignored."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    fraction: float | None = None
+    task: str | None = None
+    recipe: str | None = None
+    version: str | None = None
+    all_entries: bool = Field(False, alias="all")

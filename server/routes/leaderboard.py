@@ -21,7 +21,8 @@ from sqlmodel import Session
 
 from leaderboard.export import LeaderboardPublic, board_public, boards_csv
 from leaderboard.phases import utcnow
-from server.routes.cached import BoardQuery, serve_cached
+from server.routes.cached import serve_cached
+from server.routes.deps import BoardQuery
 from server.routes.pages import BearerDep, ensure_pages, visibility
 
 router = APIRouter(prefix="/api", tags=["leaderboard"])

@@ -27,8 +27,8 @@ from leaderboard import render
 from leaderboard.phases import utcnow
 from leaderboard.render import STATIC_DIR, ServerLinks
 from server.errors import NotFound
-from server.routes.cached import BoardQuery, VersionReader, serve_cached
-from server.routes.deps import MAX_ID, SessionDep, organizer_flag
+from server.routes.cached import VersionReader, serve_cached
+from server.routes.deps import MAX_ID, BoardQuery, SessionDep, organizer_flag
 from server.services.built import BuiltOnce
 from server.services.page_data import PageService
 from server.services.ranking_process import RankingProcess
