@@ -36,9 +36,6 @@ from server.routes.deps import open_session, viewer_is_organizer
 from server.services.boards import BOARD_VERSIONS
 from server.services.built import BuiltOnce
 
-KeyOf = Callable[[bool], tuple[object, ...]]
-BuildOf = Callable[[Session, bool], str | bytes]
-
 
 @dataclass(frozen=True)
 class Body:
@@ -56,9 +53,7 @@ class Body:
     def nbytes(self) -> int:
         return len(self.raw) + len(self.gzipped or b"")
 
-    def response(
-        self, request: Request, *, headers: Mapping[str, str], media_type: str
-    ) -> Response:
+    def response(self, request: Request, headers: Mapping[str, str], media: str) -> Response:
         """200 with the body (gzip when accepted), or 304 when the client already has it."""
         # Starlette's GZipMiddleware rule: gzip when the client names it.
         zipped = self.gzipped is not None and "gzip" in request.headers.get("accept-encoding", "")
@@ -70,7 +65,7 @@ class Body:
             return Response(status_code=304, headers=common)
         if zipped:
             common["Content-Encoding"] = "gzip"
-        return Response(self.gzipped if zipped else self.raw, media_type=media_type, headers=common)
+        return Response(self.gzipped if zipped else self.raw, media_type=media, headers=common)
 
 
 class VersionReader:
@@ -85,12 +80,11 @@ class VersionReader:
     async def read(self) -> dict[str, int]:
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_soon(self._read)
+            asyncio.get_running_loop().call_soon(self._read, self._next)
         return await asyncio.shield(self._next)
 
-    def _read(self) -> None:
-        waiting, self._next = self._next, None
-        assert waiting is not None
+    def _read(self, waiting: asyncio.Future[dict[str, int]]) -> None:
+        self._next = None  # later callers wait for the next read
         try:
             waiting.set_result(self._query())
         except Exception as err:
@@ -105,19 +99,19 @@ class VersionReader:
         conn.rollback()  # end the read transaction: the next read sees new commits
         return {name: int(v) for name, v in rows}
 
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()  # back to the engine's pool, which the app then disposes
-            self._conn = None
+    def close(self) -> None:  # the connection goes back to the engine's pool
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
 
 async def serve_cached(
     request: Request,
     creds: HTTPAuthorizationCredentials | None,
     *,
-    key: KeyOf,
+    key: Callable[[bool], tuple[object, ...]],
     datasets: Sequence[str],
-    build: BuildOf,
+    build: Callable[[Session, bool], str | bytes],
     media_type: str,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
@@ -142,8 +136,7 @@ async def serve_cached(
     s = app.state.settings
     public = f"public, max-age={s.board_max_age_s}, stale-while-revalidate={s.board_stale_s}"
     cache = "private, no-cache" if organizer else public
-    return body.response(request, headers={**(headers or {}), "Cache-Control": cache},
-                         media_type=media_type)  # fmt: skip
+    return body.response(request, {**(headers or {}), "Cache-Control": cache}, media_type)
 
 
 async def _build_once(app: FastAPI, key: tuple[object, ...], get: Callable[[], Body]) -> Body:
@@ -151,11 +144,10 @@ async def _build_once(app: FastAPI, key: tuple[object, ...], get: Callable[[], B
     requests arriving meanwhile get the previous version's body (or wait when there is none).
     Decided here, on the event loop, before any thread runs: requests of one loop iteration
     must not all find nothing in progress and queue behind the build."""
-    building: dict[tuple[object, ...], asyncio.Future[Body]] = app.state.building
-    task = building.get(key)
-    if task is None:
-        task = building[key] = asyncio.ensure_future(run_in_threadpool(get))
-        task.add_done_callback(lambda _: building.pop(key, None))
-        return await task
-    stale: Body | None = app.state.built.peek(key, version=None)
-    return stale if stale is not None else await asyncio.shield(task)
+    building = app.state.building  # key -> the task building its body
+    if key not in building:
+        building[key] = asyncio.ensure_future(run_in_threadpool(get))
+        building[key].add_done_callback(lambda _: building.pop(key, None))
+        return await building[key]  # type: ignore[no-any-return]
+    stale = app.state.built.peek(key, version=None)
+    return stale if stale is not None else await asyncio.shield(building[key])

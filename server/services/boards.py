@@ -1,6 +1,6 @@
 """Read-only board queries: the server's tables -> ``ResultRow`` lists -> ranked boards.
 
-    boards = Boards(ctx, cache=BuiltOnce(max_bytes=64 << 20))
+    boards = Boards(ctx, cache=BuiltOnce(max_bytes=64 << 20), rank=None)   # ranked here
     bundle = boards.bundle(db=db, dataset="demo", recipe="linear_probe", version="1",
                            tasks=("test1", "test2", "test3"))
     bundle.boards[0.1].entries[0]                        # the leader at 10%
@@ -210,30 +210,20 @@ def rank_bundle(*, db: Session, spec: DatasetSpec, of: BundleOf) -> Bundle:
     return Bundle(spec, of.recipe, of.version, of.tasks, of.all_entries, boards, series)
 
 
+Ranker = Callable[..., Bundle]  # rank_bundle without its db, or a RankingProcess
+
+
 class Boards:
     """Ranked boards, each computed once per board version of its dataset: here, or by
     ``rank`` (a :class:`~server.services.ranking_process.RankingProcess`)."""
 
-    def __init__(
-        self, ctx: ServerContext, *, cache: BuiltOnce, rank: Callable[..., Bundle] | None = None
-    ) -> None:
+    def __init__(self, ctx: ServerContext, *, cache: BuiltOnce, rank: Ranker | None) -> None:
         self.ctx, self.cache, self.rank = ctx, cache, rank
 
-    def bundle(
-        self,
-        *,
-        db: Session,
-        dataset: str,
-        recipe: str,
-        version: str,
-        tasks: Sequence[str],
-        task: str | None = None,
-        all_entries: bool = False,
-    ) -> Bundle:
-        spec = self.ctx.catalog.spec(dataset)
-        of = BundleOf(dataset, recipe, version, tuple(tasks), task, all_entries)
+    def bundle(self, *, db: Session, of: BundleOf) -> Bundle:
+        spec = self.ctx.catalog.spec(of.dataset)
         # Read before the rows: what is built is at least as new as the version it is kept for.
-        board = (board_versions(db).get(dataset, 0),)
-        rank: Callable[..., Bundle] = self.rank or partial(rank_bundle, db=db)
+        board = (board_versions(db).get(of.dataset, 0),)
+        rank: Ranker = self.rank or partial(rank_bundle, db=db)
         return self.cache.get(of, version=board, size=Bundle.nbytes,
                               build=lambda: rank(spec=spec, of=of))  # fmt: skip

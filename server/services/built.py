@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
+from weakref import WeakValueDictionary
 
 T = TypeVar("T")
 Version = tuple[int, ...]
@@ -27,7 +28,11 @@ class BuiltOnce:
     def __init__(self, *, max_bytes: int) -> None:
         self.max_bytes, self._bytes, self._lock = max_bytes, 0, threading.Lock()
         self._values: OrderedDict[Hashable, tuple[Version, Any, int]] = OrderedDict()
-        self._builds: dict[Hashable, tuple[threading.Lock, int]] = {}  # key: (lock, callers)
+        # One build lock per key, held weakly: gone once no caller needs it (a semaphore of 1,
+        # since a plain Lock cannot be weakly referenced).
+        self._builds: WeakValueDictionary[Hashable, threading.BoundedSemaphore] = (
+            WeakValueDictionary()
+        )
 
     def peek(self, key: Hashable, *, version: Version | None) -> Any:
         """The value built for ``version`` or later (None: for any version); else None."""
@@ -43,21 +48,14 @@ class BuiltOnce:
     ) -> T:
         """The value of ``key`` built for ``version`` (or later): cached, or built now, once."""
         with self._lock:
-            lock, callers = self._builds.get(key, (threading.Lock(), 0))
-            self._builds[key] = (lock, callers + 1)
-        try:
-            with lock:  # concurrent callers of a missing value wait for one build
-                hit = self._values.get(key)
-                if hit is not None and hit[0] >= version:
-                    return hit[1]  # type: ignore[no-any-return]
-                value = build()
-                self._put(key, (version, value, size(value) + ENTRY_BYTES))
-                return value
-        finally:
-            with self._lock:
-                lock, callers = self._builds.pop(key)
-                if callers > 1:
-                    self._builds[key] = (lock, callers - 1)
+            slot = self._builds.setdefault(key, threading.BoundedSemaphore(1))
+        with slot:  # concurrent callers of a missing value wait for one build
+            hit = self._values.get(key)
+            if hit is not None and hit[0] >= version:
+                return hit[1]  # type: ignore[no-any-return]
+            value = build()
+            self._put(key, (version, value, size(value) + ENTRY_BYTES))
+            return value
 
     def _put(self, key: Hashable, entry: tuple[Version, Any, int]) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ submissions never reach a board. Participants see error text through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -42,7 +42,8 @@ from server.models import Evaluation, Submission, Team
 from server.services import public_rows
 from server.services.boards import (
     Boards,
-    Bundle,
+    BundleOf,
+    Ranker,
     aware,
     entry_count,
     recipe_versions,
@@ -60,7 +61,7 @@ class PageService:
         ctx: ServerContext,
         *,
         cache: BuiltOnce | None = None,
-        rank: Callable[..., Bundle] | None = None,
+        rank: Ranker | None = None,
     ) -> None:
         self.ctx = ctx
         self.boards = Boards(ctx, cache=cache or BuiltOnce(max_bytes=OWN_CACHE_BYTES), rank=rank)
@@ -86,12 +87,9 @@ class PageService:
     ) -> DatasetInfo:
         over = self.ctx.catalog.reveal_overrides(spec.name)
         version = self.recipe_version(spec.default_recipe)
+        tasks = self.visible(spec, organizer=organizer, now=now)
         bundle = self.boards.bundle(
-            db=db,
-            dataset=spec.name,
-            recipe=spec.default_recipe,
-            version=version,
-            tasks=self.visible(spec, organizer=organizer, now=now),
+            db=db, of=BundleOf(spec.name, spec.default_recipe, version, tasks)
         )
         n_entries = entry_count(db=db, dataset=spec.name)
         return DatasetInfo(
@@ -161,15 +159,8 @@ class PageService:
             spec.task(task)  # UnknownName with suggestions for a typo
             raise NotFound(f"task {task!r} of {dataset} is hidden until its test is revealed")
         fractions = spec.fractions if fraction is None else (_allowed(spec, fraction),)
-        bundle = self.boards.bundle(
-            db=db,
-            dataset=dataset,
-            recipe=recipe,
-            version=version,
-            tasks=(task,) if task else visible,
-            task=task,
-            all_entries=all_entries,
-        )
+        of = BundleOf(dataset, recipe, version, (task,) if task else visible, task, all_entries)
+        bundle = self.boards.bundle(db=db, of=of)
         return [bundle.boards[f] for f in fractions], spec
 
     def board_page(
@@ -200,14 +191,8 @@ class PageService:
             now=now,
         )
         key = board.key
-        bundle = self.boards.bundle(
-            db=db,
-            dataset=dataset,
-            recipe=key.recipe,
-            version=key.recipe_version,
-            tasks=board.tasks,
-            task=task,
-        )
+        of = BundleOf(dataset, key.recipe, key.recipe_version, board.tasks, task)
+        bundle = self.boards.bundle(db=db, of=of)
         info = self.dataset_info(
             db=db,
             spec=spec,
@@ -306,9 +291,7 @@ class PageService:
             return {}
         spec = self.ctx.catalog.spec(sub.dataset)
         ordered = tuple(t for t in spec.task_names() if t in tasks)
-        bundle = self.boards.bundle(
-            db=db, dataset=sub.dataset, recipe=sub.recipe, version=version, tasks=ordered
-        )
+        bundle = self.boards.bundle(db=db, of=BundleOf(sub.dataset, sub.recipe, version, ordered))
         return {
             e.label: {t: c.mean for t, c in e.cells.items()}
             for e in bundle.boards[fraction].entries
@@ -340,13 +323,9 @@ class PageService:
         for dataset in sorted({s.dataset for s in subs if s.state == "scored"}):
             spec = self.ctx.catalog.spec(dataset)
             version = self.recipe_version(spec.default_recipe)
-            bundle = self.boards.bundle(
-                db=db,
-                dataset=dataset,
-                recipe=spec.default_recipe,
-                version=version,
-                tasks=self.visible(spec, organizer=organizer, now=now),
-            )
+            tasks = self.visible(spec, organizer=organizer, now=now)
+            of = BundleOf(dataset, spec.default_recipe, version, tasks)
+            bundle = self.boards.bundle(db=db, of=of)
             for f, board in bundle.boards.items():
                 mine = next((e for e in board.entries if e.team == team and not e.reference), None)
                 if mine is not None:
