@@ -18,6 +18,7 @@ pages and exports use it.
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -210,6 +211,14 @@ def rank_bundle(*, db: Session, spec: DatasetSpec, of: BundleOf) -> Bundle:
     return Bundle(spec, of.recipe, of.version, of.tasks, of.all_entries, boards, series)
 
 
+def _untracked(bundle: Bundle) -> Bundle:
+    """A new bundle's ~10^5 objects live until a newer version replaces it and hold no
+    reference cycles (refcounting frees them): keep them out of the collector's full passes,
+    which otherwise stall the server's event loop after every change."""
+    gc.freeze()
+    return bundle
+
+
 Ranker = Callable[..., Bundle]  # rank_bundle without its db, or a RankingProcess
 
 
@@ -226,4 +235,4 @@ class Boards:
         board = (board_versions(db).get(of.dataset, 0),)
         rank: Ranker = self.rank or partial(rank_bundle, db=db)
         return self.cache.get(of, version=board, size=Bundle.nbytes,
-                              build=lambda: rank(spec=spec, of=of))  # fmt: skip
+                              build=lambda: _untracked(rank(spec=spec, of=of)))  # fmt: skip

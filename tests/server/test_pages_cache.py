@@ -66,3 +66,27 @@ def test_big_boards_show_the_top_rows_first(
     assert "/datasets/tiny?fraction=0.1&recipe=linear_probe&version=1&rows=all" in top.urls
     every = get_page(client, "/datasets/tiny?fraction=0.1&recipe=linear_probe&version=1&rows=all")
     assert len(board_rows(every)) == 4
+
+
+def test_a_ranked_bundle_holds_no_reference_cycles(
+    app: FastAPI, engine: Engine, client: TestClient, tokens: dict[str, str]
+) -> None:
+    """Bundles are kept out of the collector (gc.freeze): refcounting alone must free them."""
+    import gc
+
+    from sqlmodel import Session
+
+    from server.services.boards import BundleOf, rank_bundle
+
+    build_world(engine, app.state.ctx)
+    spec = app.state.ctx.catalog.spec("tiny")
+    with Session(engine) as db:
+        bundle = rank_bundle(db=db, spec=spec, of=BundleOf("tiny", "linear_probe", "1", ("test1",)))
+    assert any(b.entries for b in bundle.boards.values())
+    gc.collect()
+    gc.disable()
+    try:
+        del bundle
+        assert gc.collect() == 0, "a bundle's objects must not form cycles"
+    finally:
+        gc.enable()
