@@ -33,7 +33,8 @@ Quirks kept on purpose (they are what the research ran):
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -237,6 +238,9 @@ def squared_l2(a: Floats, b: Floats) -> npt.NDArray[np.float64]:
     return np.maximum(d2, 0.0)
 
 
+Knn = Callable[[Floats, Floats, int], tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]]
+
+
 def exact_knn(
     query: Floats, base: Floats, k: int, *, block: int = 512
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
@@ -309,17 +313,19 @@ def tsds_probabilities(
     sigma: float = 0.75,
     max_k: int = 5000,
     kde_k: int = 1000,
+    knn: Knn | None = None,
 ) -> npt.NDArray[np.float64]:
     """``baselines/filters/tsds_filter.py: load_uids_with_tsds`` up to ``global_probs``, with
-    exact searches in place of its two ``FaissIndexIVFFlat`` ones (so it can be compared to
-    ours exactly): each query's ``min(max_K, N // 10)`` nearest pool rows, the Epanechnikov
-    density of each of their union over its ``min(kde_K, N // 10)`` nearest rows of the
-    union (itself included), the transport."""
+    exact searches in place of its two ``FaissIndexIVFFlat`` ones unless ``knn`` says
+    otherwise (exact, it can be compared to ours exactly): each query's ``min(max_K, N // 10)``
+    nearest pool rows, the Epanechnikov density of each of their union over its
+    ``min(kde_K, N // 10)`` nearest rows of the union (itself included), the transport."""
+    knn = knn or exact_knn
     n = len(pool)
     max_k, kde_k = min(max_k, n // 10), min(kde_k, n // 10)
-    d2, ids = exact_knn(query, pool, max_k)
+    d2, ids = knn(query, pool, max_k)
     union = np.unique(ids)
-    kde_d2, _ = exact_knn(pool[union], pool[union], min(kde_k, len(union)))
+    kde_d2, _ = knn(pool[union], pool[union], min(kde_k, len(union)))
     kde_of = epanechnikov_kde(kde_d2, sigma) if sigma > 0 else np.ones(len(union))
     kdes = kde_of[np.searchsorted(union, ids)]
     return tsds_transport(np.sqrt(d2), ids, kdes, n, alpha=alpha, C=C)
@@ -338,33 +344,21 @@ def ivf_index(data: Floats, nprobe: int = 10) -> Any:
     return index
 
 
-def research_tsds(
-    pool: Floats,
-    query: Floats,
-    *,
-    alpha: float = 0.5,
-    C: float = 5.0,
-    sigma: float = 0.75,
-    max_k: int = 5000,
-    kde_k: int = 1000,
-) -> npt.NDArray[np.float64]:
-    """``tsds_filter.py: load_uids_with_tsds`` up to ``global_probs``, with its IVF searches
-    (approximate: a neighbour outside the probed lists is missed; a short density search is
-    padded at distance FLT_MAX, a zero kernel; a short neighbour list's id -1 indexes the last
-    pool row, in the research as here)."""
-    n = len(pool)
-    max_k, kde_k = min(max_k, n // 10), min(kde_k, n // 10)
-    q = np.ascontiguousarray(query, dtype=np.float32)
-    d2, ids = ivf_index(pool).search(q, max_k)
+def ivf_knn(
+    query: Floats, base: Floats, k: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """An IVF index over ``base`` searched as the research does (approximate: a neighbour
+    outside the probed lists is missed; a short list is padded at distance FLT_MAX, a zero
+    kernel, and id -1, which indexes the last pool row, in the research as here), nearest
+    first."""
+    d2, ids = ivf_index(base).search(np.ascontiguousarray(query, dtype=np.float32), k)
     order = np.argsort(d2, axis=-1)
-    dists = np.sqrt(np.take_along_axis(d2, order, 1).astype(np.float64))
-    ids = np.take_along_axis(ids, order, 1).astype(np.int64)
-    union = np.unique(ids)
-    z = np.ascontiguousarray(pool[union], dtype=np.float32)
-    kde_d2, _ = ivf_index(z).search(z, kde_k)
-    kde_of = epanechnikov_kde(kde_d2.astype(np.float64), sigma) if sigma > 0 else np.ones(len(z))
-    kdes = kde_of[np.searchsorted(union, ids)]
-    return tsds_transport(dists, ids, kdes, n, alpha=alpha, C=C)
+    d2 = np.take_along_axis(d2, order, 1).astype(np.float64)
+    return d2, np.take_along_axis(ids, order, 1).astype(np.int64)
+
+
+# ``tsds_filter.py: load_uids_with_tsds`` up to ``global_probs`` with its two IVF searches.
+research_tsds = partial(tsds_probabilities, knn=ivf_knn)
 
 
 def tsds_draw(p: npt.NDArray[np.float64], sample_size: int, *, rng: np.random.Generator) -> Rows:
