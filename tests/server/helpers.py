@@ -133,6 +133,13 @@ class Live:
         return self.server.url
 
 
+def live_env(root: Path, *, url: str, server_configs: Path, data_root: Path) -> dict[str, str]:
+    """The ``TDC_*`` environment of a real server on database ``url``, its files under ``root``."""
+    return {"TDC_DATABASE_URL": url, "TDC_CONFIGS_DIR": str(server_configs),
+            "TDC_DATA_ROOT": str(data_root), "TDC_STORAGE_DIR": str(root / "storage"),
+            "TDC_RUNS_DIR": str(root / "runs")}  # fmt: skip
+
+
 def start_live(
     root: Path,
     ds: Dataset,

@@ -31,6 +31,7 @@ from tests.server.board_seed import (
     seed,
 )
 from tests.server.conftest import auth, make_settings
+from tests.server.helpers import live_env
 
 BOARD = "/datasets/tiny?fraction=0.1"
 API = "/api/leaderboard/tiny?fraction=0.1"
@@ -231,9 +232,7 @@ def test_two_worker_processes_show_a_new_score_on_the_next_request(
     with Session(engine) as db:
         ctx.catalog.sync(db)
     build_world(engine, ctx)
-    env = {"TDC_DATABASE_URL": url, "TDC_CONFIGS_DIR": str(server_configs),
-           "TDC_DATA_ROOT": str(data_root),
-           "TDC_STORAGE_DIR": str(tmp_path / "storage")}  # fmt: skip
+    env = live_env(tmp_path, url=url, server_configs=server_configs, data_root=data_root)
 
     def fresh_boards(n: int) -> list[str]:  # a new connection each: both workers answer
         out = []
@@ -312,9 +311,7 @@ def test_the_ranking_child_ends_with_its_server(
     import psutil
 
     url = f"sqlite:///{tmp_path / 'tdc.db'}"
-    env = {"TDC_DATABASE_URL": url, "TDC_CONFIGS_DIR": str(server_configs),
-           "TDC_DATA_ROOT": str(data_root),
-           "TDC_STORAGE_DIR": str(tmp_path / "storage")}  # fmt: skip
+    env = live_env(tmp_path, url=url, server_configs=server_configs, data_root=data_root)
     with LiveServer.start(env=env, log_path=tmp_path / "server.log") as server:
         assert httpx.get(server.url + API).status_code == 200  # ranked by the child
         children = psutil.Process(server.pid).children(recursive=True)

@@ -27,6 +27,7 @@ from server.services.auth import create_team
 from tests.infra.browser import LocalOnly, chromium, chromium_path, screenshot
 from tests.server.board_seed import World, build_world
 from tests.server.conftest import make_settings
+from tests.server.helpers import live_env
 
 pytestmark = pytest.mark.browser
 
@@ -65,13 +66,7 @@ def live(
             create_team(db=db, name=team)
     world = build_world(engine, ctx)
     engine.dispose()
-    env = {
-        "TDC_DATABASE_URL": url,
-        "TDC_STORAGE_DIR": str(tmp / "storage"),
-        "TDC_DATA_ROOT": str(data_root),
-        "TDC_CONFIGS_DIR": str(server_configs),
-        "TDC_RUNS_DIR": str(tmp / "runs"),
-    }
+    env = live_env(tmp, url=url, server_configs=server_configs, data_root=data_root)
     with LiveServer.start(env=env, log_path=tmp / "server.log") as server, chromium() as browser:
         guard, errors = LocalOnly(), []
         context = browser.new_context(

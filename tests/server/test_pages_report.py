@@ -21,6 +21,7 @@ from server.services.auth import create_team, get_team, issue_token
 from tests.infra.html_probe import external, parse
 from tests.server.board_seed import World, build_world
 from tests.server.conftest import make_settings
+from tests.server.helpers import live_env
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,7 @@ def live(
         team = get_team(db=db, name="alpha")
         tokens["alpha"], _ = issue_token(db=db, team=team, scope="participant")
     engine.dispose()
-    env = {
-        "TDC_DATABASE_URL": url,
-        "TDC_CONFIGS_DIR": str(server_configs),
-        "TDC_DATA_ROOT": str(data_root),
-        "TDC_STORAGE_DIR": str(root / "storage"),
-        "TDC_RUNS_DIR": str(root / "runs"),
-    }
+    env = live_env(root, url=url, server_configs=server_configs, data_root=data_root)
     with LiveServer.start(env=env, log_path=root / "server.log") as server:
         yield Site(server.url, world, tokens, env)
 
