@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -96,16 +96,17 @@ def create_submission(
     )
     key = identity.key
     now = now or utcnow()
-    _lock_team(db, owner.id)  # serialises this team's uploads: the quota cannot be raced
-    existing = db.exec(
-        select(Submission).where(Submission.team_id == owner.id, Submission.dedup_key == key)
-    ).first()
+    _lock_team(db, owner.id)  # serialises this team's uploads: quota and keys cannot be raced
+    try:
+        existing = _existing(db, owner.id, key, idempotency_key, meta, staged.sha256)
+    except TdcError:
+        db.rollback()
+        raise
     if existing is not None:
         db.rollback()
         return public_rows.public(existing, team=owner.name, settings=ctx.settings), False
     if kind == "submission" and not principal.is_organizer:
         _check_quota(db, ctx, owner.id, meta.dataset, now)
-    ctx.storage.commit(staged)  # durable before the row that points at it
     sub = Submission(
         team_id=owner.id,
         **identity.model_dump(),
@@ -120,37 +121,41 @@ def create_submission(
         created_at=now,
         updated_at=now,
     )
-    return _insert(db, ctx, sub, owner, principal)
-
-
-def _insert(
-    db: Session, ctx: ServerContext, sub: Submission, owner: Team, principal: Principal
-) -> tuple[SubmissionPublic, bool]:
-    db.add(sub)
     try:
-        db.flush()
-        transitions.record(db=db, sub=sub, action="submit", actor=principal.actor)
-        db.commit()
-    except IntegrityError:  # an identical upload won the race: answer with its row
-        db.rollback()
-        winner = db.exec(
-            select(Submission).where(
-                Submission.team_id == owner.id,
-                or_(
-                    col(Submission.dedup_key) == sub.dedup_key,
-                    and_(
-                        col(Submission.idempotency_key) == sub.idempotency_key,
-                        col(Submission.idempotency_key).is_not(None),
-                    ),
-                ),
-            )
-        ).first()
+        _insert(db, ctx, sub, principal, staged)
+    except IntegrityError:  # a constraint caught what the locked checks did not: answer with
+        db.rollback()  # the row that won (or 409 for a reused Idempotency-Key), as above
+        winner = _existing(db, owner.id, key, idempotency_key, meta, staged.sha256)
         if winner is None:
             raise
         return public_rows.public(winner, team=owner.name, settings=ctx.settings), False
-    db.refresh(sub)
     log.info("submission %s queued: team %s, %s@%g", sub.id, owner.name, sub.dataset, sub.fraction)
     return public_rows.public(sub, team=owner.name, settings=ctx.settings), True
+
+
+def _existing(
+    db: Session, team_id: int, key: str, idem: str | None, meta: SubmissionMeta, sha256: str
+) -> Submission | None:
+    """The live row this upload repeats (by its Idempotency-Key, whose reuse for another
+    upload is a Conflict, or by identity), else None."""
+    if idem and (replay := _idempotent_replay(db, team_id, idem, meta, sha256)) is not None:
+        return replay
+    return db.exec(
+        select(Submission).where(Submission.team_id == team_id, Submission.dedup_key == key)
+    ).first()
+
+
+def _insert(
+    db: Session, ctx: ServerContext, sub: Submission, principal: Principal, staged: StagedUpload
+) -> None:
+    """Flush the row (unique constraints fire here), store the file, then commit: a file is
+    stored only for a row about to be committed, and is durable before that commit."""
+    db.add(sub)
+    db.flush()
+    transitions.record(db=db, sub=sub, action="submit", actor=principal.actor)
+    ctx.storage.commit(staged)
+    db.commit()
+    db.refresh(sub)
 
 
 def _idempotent_replay(

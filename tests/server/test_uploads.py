@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,32 @@ def test_no_or_bad_token_is_401_before_reading_the_body(
     r = upload(client, "tdc_not-a-token", subset())
     assert r.status_code == 401
     assert stored_files(settings) == []
+
+
+def test_one_idempotency_key_raced_by_a_different_upload_is_409_and_stores_nothing(
+    app: Any, client: TestClient, tokens: dict[str, str], subset: Any, settings: Settings,
+    engine: Engine,
+) -> None:  # fmt: skip
+    """Upload B (same key, other subset) completes while upload A is being validated:
+    A must get 409 (not 200 with B's row) and leave no stored file that no row references."""
+    ctx, key = app.state.ctx, {"Idempotency-Key": "k-race"}
+    validate, raced, started = ctx.validator, [], []
+
+    def racing(path: Path, **kw: Any) -> Any:
+        if not started:  # the first call is A's: B runs to completion meanwhile
+            started.append(True)
+            b = subset(60, name="b.npy")
+            with ThreadPoolExecutor(1) as other:
+                raced.append(other.submit(upload, TestClient(app), tokens["alpha"], b,
+                                          headers=key).result())  # fmt: skip
+        return validate(path, **kw)
+
+    ctx.validator = racing
+    a = upload(client, tokens["alpha"], subset(0, name="a.npy"), headers=key)
+    assert raced[0].status_code == 201
+    assert a.status_code == 409, a.text
+    assert "Idempotency-Key" in a.text
+    assert [s.id for s in rows(engine)] == [raced[0].json()["id"]]
+    b_digest = hashlib.sha256(subset(60, name="b.npy").read_bytes()).hexdigest()
+    stored = [p.stem for p in stored_files(settings) if p.suffix == ".npy"]
+    assert stored == [b_digest]  # B's file only: A's was never stored
