@@ -145,6 +145,9 @@ class DatasetSpec(Frozen):
     primary_metric: str
     secondary_metric: str | None = None
     higher_is_better: bool = True
+    picks: int = Field(
+        2, ge=1, le=100, description="final picks per team and board while a test is hidden"
+    )
     preparer: str | None = Field(None, description="registered preparer that builds it")
     source: str = Field("", description="where the public release lives")
     table: TableSpec = Field(default_factory=TableSpec)

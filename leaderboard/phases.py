@@ -8,6 +8,12 @@ exist only for organizers until the reveal; public boards rank on the public tas
     phase_of(spec.task("test4"), now=utcnow())   # Phase(state="hidden", reveal_at=...)
 
 A hidden task without any reveal time stays hidden until one is configured.
+
+Final picks (:mod:`leaderboard.picks`) may change while a dataset's hidden tests are all still
+hidden, and freeze at the first reveal::
+
+    window = pick_window(spec.tasks, now=utcnow())    # PickWindow(tasks=("test4",), ...)
+    window.open, window.closes_at
 """
 
 from __future__ import annotations
@@ -82,4 +88,34 @@ def visible_tasks(
         t.name
         for t in tasks
         if organizer or phase_of(t, now=now, reveal_overrides=reveal_overrides).public
+    )
+
+
+@dataclass(frozen=True)
+class PickWindow:
+    """When a dataset's final picks may change.
+
+    ``tasks`` are its hidden tasks (the picks choose what counts on them); picks are ``open``
+    while there is at least one and none has been revealed, and freeze at ``closes_at``, the
+    earliest reveal time among them (None while no reveal time is configured).
+    """
+
+    tasks: tuple[str, ...]
+    closes_at: datetime | None
+    open: bool
+
+
+def pick_window(
+    tasks: Iterable[TaskLike],
+    *,
+    now: datetime,
+    reveal_overrides: Mapping[str, str | datetime] | None = None,
+) -> PickWindow:
+    """The pick window of a dataset with these tasks at ``now``."""
+    phases = [phase_of(t, now=now, reveal_overrides=reveal_overrides) for t in tasks if t.hidden]
+    times = [p.reveal_at for p in phases if p.reveal_at is not None]
+    return PickWindow(
+        tasks=tuple(p.task for p in phases),
+        closes_at=min(times) if times else None,
+        open=bool(phases) and all(p.state == "hidden" for p in phases),
     )

@@ -24,7 +24,8 @@ The rules (docs: DESIGN.md "Submissions, tasks and boards"):
   point the same way as the primary (true for every dataset in configs/datasets.yaml).
 
 Which tasks a board covers (the public tasks while a test is hidden) is decided by the caller,
-see :mod:`leaderboard.phases`.
+see :mod:`leaderboard.phases`; so is which rows count on a hidden task (each team's final
+picks, see :mod:`leaderboard.picks`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ class ResultRow:
     """Scores of one submission on one task: mean and std over seeds of every metric.
 
     ``scope`` is the task the submission declared (``None`` for an all-task submission); a
-    task-specific submission only ever counts for its own task.
+    task-specific submission only ever counts for its own task. ``picked``: the team marked
+    the submission as one of its final picks for the hidden tests (:mod:`leaderboard.picks`).
     """
 
     submission_id: int
@@ -47,6 +48,7 @@ class ResultRow:
     kind: Kind = "submission"
     method: str | None = None
     subset_size: int | None = None
+    picked: bool = False
 
     @property
     def reference(self) -> bool:

@@ -6,9 +6,12 @@
     tdc-server issue-token lab --scope participant [--expires-days 90]   # prints the token once
     tdc-server revoke-token tdc_AbCdEf12                  # full token or its 12-char prefix
     tdc-server report --out site/ [--organizer]          # the leaderboard as static files
+    tdc-server check [--repair] [--no-hash]              # database <-> storage; exit 1 if not ok
+    tdc-server backup --out /backups [--copy]            # prints the new backup directory
+    tdc-server restore /backups/tdc-backup-<time>        # into a new database (server.cli_ops)
 
 Configuration comes from ``TDC_*`` environment variables (server.settings.Settings). The
-token is the only thing written to stdout, so ``TOKEN=$(tdc-server issue-token ...)`` works.
+token is all ``issue-token`` writes to stdout, so ``TOKEN=$(tdc-server issue-token ...)`` works.
 """
 
 from __future__ import annotations
@@ -20,18 +23,23 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from server.cli_env import database, server_settings
+from server.cli_ops import register as register_ops
+from server.cli_submissions import app as submissions_app
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from server.settings import Settings
 
 app = typer.Typer(
     name="tdc-server",
-    help="Task-DataComp leaderboard server: serve, migrate, teams and tokens.",
+    help="Task-DataComp leaderboard server: serve, teams and tokens, moderation, checks, backups.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.add_typer(submissions_app, name="submissions")
+register_ops(app)  # check, backup, restore
 
 
 class ScopeOpt(StrEnum):
@@ -39,17 +47,10 @@ class ScopeOpt(StrEnum):
     organizer = "organizer"
 
 
-def _settings() -> Settings:
-    from server.settings import Settings
-    from submissions.config import load_settings
-
-    return load_settings(Settings)
-
-
 def _engine() -> Engine:
     from server.db import make_engine
 
-    return make_engine(_settings().database_url)
+    return make_engine(server_settings().database_url)
 
 
 @app.command()
@@ -76,7 +77,7 @@ def serve(
 
     from server.db import migrate as run
 
-    settings = _settings()
+    settings = server_settings()
     if not no_migrate:
         engine = _engine()
         run(engine)
@@ -161,27 +162,16 @@ def report(
     ] = False,
 ) -> None:
     """Write the leaderboard as a static site (pages + exports) straight from the database."""
-    from sqlalchemy.exc import OperationalError, ProgrammingError
     from sqlmodel import Session
 
     from server.context import ServerContext
     from server.services.page_data import PageService
     from server.services.static_site import write_static_site
-    from submissions.errors import ConfigError
 
-    settings = _settings()
-    engine = _engine()
-    try:
-        with Session(engine) as db:
-            pages = PageService(ServerContext.from_settings(settings))
-            files = write_static_site(db=db, pages=pages, out=out, organizer=organizer)
-    except (OperationalError, ProgrammingError) as err:
-        raise ConfigError(
-            f"cannot read the leaderboard from the database (migrated with `tdc-server "
-            f"migrate`?): {err.orig}"
-        ) from None
-    finally:
-        engine.dispose()
+    settings = server_settings()
+    with database(settings) as engine, Session(engine) as db:
+        pages = PageService(ServerContext.from_settings(settings))
+        files = write_static_site(db=db, pages=pages, out=out, organizer=organizer)
     typer.echo(f"wrote {len(files)} files to {out} (open {out / 'index.html'})", err=True)
 
 

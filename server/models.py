@@ -105,6 +105,8 @@ class Submission(SQLModel, table=True):
     state: str = Field(default="queued", max_length=20)
     hidden: bool = False
     disqualified: bool = False
+    # One of the team's final picks for the dataset's hidden tests (leaderboard.picks).
+    picked: bool = False
     counts_for_quota: bool = True
     attempts: int = 0
     lease_token: str | None = Field(default=None, max_length=64)

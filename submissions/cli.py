@@ -4,6 +4,8 @@
                [--name "my method"] [--server URL] [--wait]
     tdc-submit status [ID]          # the latest submission of your team without ID
     tdc-submit list [--dataset D]
+    tdc-submit select [ID ...] [--drop ID]   # final picks for hidden tests; no ID: list them
+    tdc-submit unselect ID ...
 
 The token comes from ``TDC_TOKEN`` or the token file, the server from ``--server`` or
 ``TDC_SERVER`` (``submissions.config.ClientSettings``). Before
@@ -21,7 +23,8 @@ mistakes never leave your machine. Every failure prints one line and exits with 
     5     not authenticated (no token, unsafe token file, 401)
     6     forbidden (403)
     7     file too large (413)
-    8     rejected by the server's validation (422; the problems are listed)
+    8     rejected by the server's validation (422; the problems are listed); select and
+          unselect: the change was refused (too many picks, picks final, not scored: 422/409)
     9     quota exceeded (429; says when to retry)
     10    not found (404: unknown dataset or submission)
     11    any other server error
@@ -41,7 +44,7 @@ from submissions.cli_runner import Failure, run_app
 from submissions.client import ApiError, ServerUnreachable, TdcClient
 from submissions.config import ClientSettings, TokenError, load_settings
 from submissions.errors import SubsetFileError, TdcError
-from submissions.schemas import DatasetPublic, State, SubmissionDetail, SubmissionPublic
+from submissions.schemas import DatasetPublic, Picks, State, SubmissionDetail, SubmissionPublic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,7 +56,7 @@ EXIT_TOO_LARGE, EXIT_INVALID, EXIT_QUOTA, EXIT_NOT_FOUND, EXIT_SERVER, EXIT_FAIL
 )  # fmt: skip
 STATUS_EXIT = {401: EXIT_AUTH, 403: EXIT_FORBIDDEN, 404: EXIT_NOT_FOUND, 413: EXIT_TOO_LARGE,
                422: EXIT_INVALID, 429: EXIT_QUOTA}  # fmt: skip
-COMMANDS = ("upload", "status", "list")
+COMMANDS = ("upload", "status", "list", "select", "unselect")
 
 app = typer.Typer(
     name="tdc-submit",
@@ -265,6 +268,66 @@ def list_(
             when = f"{s.created_at:%Y-%m-%d %H:%M}"
             typer.echo(f"{s.id:>7}  {s.state.value:<12} {s.dataset} {s.fraction:g} "
                        f"{s.task or 'all':<8} {s.name or '':<20} {when}")  # fmt: skip
+
+
+IdsArg = Annotated[list[int] | None, typer.Argument(help="submission ids", min=1, max=2**31 - 1)]
+
+
+@app.command()
+def select(
+    ids: IdsArg = None,
+    drop: Annotated[
+        list[int] | None, typer.Option("--drop", help="also unpick this one (repeatable)")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option(help="list this dataset's picks")] = None,
+    server: ServerOpt = None,
+) -> None:
+    """Pick IDS as final submissions for the hidden tests (or, without IDS, list your picks).
+
+    After a hidden test's reveal its boards rank only each team's picks, at most the dataset's
+    limit per board (fraction and recipe); on a board where a team picked none, its best
+    submissions by public score count. Picks freeze at the first reveal.
+    """
+    with _client(_settings(), server) as client:
+        if not ids and not drop:
+            _print_picks(client.picks(dataset=dataset))
+            return
+        _print_picks(_change_picks(client, pick=ids or [], unpick=drop or []))
+
+
+@app.command()
+def unselect(
+    ids: Annotated[list[int], typer.Argument(help="submission ids", min=1, max=2**31 - 1)],
+    server: ServerOpt = None,
+) -> None:
+    """Remove IDS from your final picks (while the picks are open)."""
+    with _client(_settings(), server) as client:
+        _print_picks(_change_picks(client, pick=[], unpick=ids))
+
+
+def _change_picks(client: TdcClient, *, pick: list[int], unpick: list[int]) -> list[Picks]:
+    try:
+        return client.change_picks(pick=pick, unpick=unpick)
+    except ApiError as err:
+        if err.status in (409, 422):
+            _fail(EXIT_INVALID, f"picks unchanged: {err}")
+        raise
+
+
+def _print_picks(picks: list[Picks]) -> None:
+    if not picks:
+        typer.echo("no picks to make: none of your datasets has a hidden test")
+    for p in picks:
+        until = f" until {p.closes_at:%Y-%m-%d %H:%M} UTC" if p.closes_at else ""
+        state = f"open{until}" if p.open else "final" if p.hidden_tasks else "not needed"
+        hidden = ", ".join(p.hidden_tasks) or "none"
+        typer.echo(f"{p.dataset} ({p.team}): picks {state}; hidden tests: {hidden}; "
+                   f"at most {p.limit} per board")  # fmt: skip
+        for s in p.picks:
+            typer.echo(f"{s.id:>7}  {s.fraction:g} {s.recipe} {s.task or 'all':<8} "
+                       f"{s.state.value:<10} {s.name or ''}".rstrip())  # fmt: skip
+        if not p.picks and p.hidden_tasks:
+            typer.echo(f"  no picks: your {p.limit} best by public score count on each board")
 
 
 # --- entry point ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@
     done = client.wait(sub.id)                   # polls until a final state
     client.datasets(); client.dataset("demo"); client.pool_uids("demo", dest, etag=old)
     client.download_site(Path("site.zip"))       # the static leaderboard (organizer=True too)
+    client.change_picks(pick=[12, 15]); client.picks(dataset="demo")   # final picks
 
     # organizer / worker side (organizer token)
     for job in client.claim("worker-1", max_jobs=10, lease_seconds=600):
@@ -42,6 +43,8 @@ from submissions.schemas import (
     FailurePost,
     Heartbeat,
     LeaseStatus,
+    PickChange,
+    Picks,
     ReferencePost,
     ReferencesRecorded,
     ResultPost,
@@ -271,6 +274,17 @@ class TdcClient:
             SubmissionPublic, "DELETE", f"/api/submissions/{submission_id}", params=params
         )
 
+    def picks(self, *, dataset: str | None = None, team: str | None = None) -> builtins.list[Picks]:
+        """Final picks per dataset with hidden tests (organizers: ``team``'s)."""
+        return self._list(Picks, "GET", "/api/picks", params=_params(dataset=dataset, team=team))
+
+    def change_picks(
+        self, *, pick: Sequence[int] = (), unpick: Sequence[int] = (), reason: str | None = None
+    ) -> builtins.list[Picks]:
+        """Unpick, then pick, all or nothing; the picks of each dataset it touched."""
+        body = PickChange(pick=list(pick), unpick=list(unpick), reason=reason)
+        return self._list(Picks, "POST", "/api/picks", json=body.model_dump(mode="json"))
+
     def follow(
         self, submission_id: int, *, poll_s: float = 5.0, timeout_s: float | None = None
     ) -> Iterator[SubmissionDetail]:
@@ -396,7 +410,9 @@ class TdcClient:
     def moderate(
         self,
         submission_id: int,
-        action: Literal["requeue", "cancel", "hide", "unhide", "disqualify", "requalify"],
+        action: Literal[
+            "requeue", "cancel", "hide", "unhide", "disqualify", "requalify", "rescore"
+        ],
         reason: str,
     ) -> SubmissionPublic:
         return self._json(
@@ -417,6 +433,10 @@ class TdcClient:
 
     def disqualify(self, submission_id: int, reason: str) -> SubmissionPublic:
         return self.moderate(submission_id, "disqualify", reason)
+
+    def rescore(self, submission_id: int, reason: str) -> SubmissionPublic:
+        """Evaluate a scored submission again (its scores leave the boards until then)."""
+        return self.moderate(submission_id, "rescore", reason)
 
     def post_references(
         self,

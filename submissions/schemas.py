@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class State(StrEnum):
@@ -219,6 +219,7 @@ class SubmissionPublic(Schema):
     created_at: datetime
     updated_at: datetime
     url: str | None = None
+    picked: bool | None = Field(None, description="a final pick (owner and organizers)")
 
     @property
     def identity(self) -> EvalIdentity:
@@ -362,6 +363,41 @@ class AdminAction(Schema):
     """An organizer's action on a submission (requeue, cancel, hide, ...): why, for the log."""
 
     reason: str = Field(min_length=1, max_length=2000)
+
+
+SubmissionRef = Annotated[int, Field(ge=1, le=2**31 - 1)]  # a 32-bit id column
+
+
+class PickChange(Schema):
+    """A change of final picks (``POST /api/picks``), all or nothing: ``unpick`` first,
+    then ``pick``. Picking a picked or unpicking an unpicked submission changes nothing."""
+
+    pick: list[SubmissionRef] = Field(default_factory=list, max_length=100)
+    unpick: list[SubmissionRef] = Field(default_factory=list, max_length=100)
+    reason: str | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> PickChange:
+        both = sorted(set(self.pick) & set(self.unpick))
+        if both:
+            raise ValueError(f"submissions {both} are both picked and unpicked")
+        if not self.pick and not self.unpick:
+            raise ValueError("name submissions to pick or unpick")
+        return self
+
+
+class Picks(Schema):
+    """A team's final picks on one dataset with hidden tests: at most ``limit`` per board
+    (fraction and recipe). A team with none on a board has its ``limit`` best submissions by
+    public score count there. Picks change while ``open`` and freeze at ``closes_at``."""
+
+    dataset: str
+    team: str
+    limit: int
+    hidden_tasks: list[str]
+    open: bool
+    closes_at: datetime | None = None
+    picks: list[SubmissionPublic] = Field(default_factory=list)
 
 
 class ServerInfo(Schema):

@@ -7,6 +7,7 @@ new module to ``ROUTE_MODULES`` (one line) to have it mounted.
 ROUTE_MODULES: tuple[str, ...] = (
     "server.routes.datasets",
     "server.routes.submissions",
+    "server.routes.picks",
     "server.routes.organizer",
     "server.routes.leaderboard",
     "server.routes.pages",

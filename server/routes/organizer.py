@@ -6,7 +6,8 @@ GET  /api/organizer/submissions/{id}/file          the stored .npy bytes
 POST /api/organizer/submissions/{id}/result        ResultPost (idempotent)
 POST /api/organizer/submissions/{id}/fail          FailurePost
 POST /api/organizer/submissions/{id}/{action}      AdminAction; action: requeue, cancel,
-                                                   hide, unhide, disqualify, requalify
+                                                   hide, unhide, disqualify, requalify,
+                                                   rescore (server.services.rescore)
 GET  /api/organizer/submissions                    every team's, filter by state etc.
 POST /api/organizer/references                     ReferencePost -> ReferencesRecorded:
                                                    oracle results as scored reference rows

@@ -9,7 +9,11 @@
 One indexed query per (dataset, recipe, version) reads every public scored task score
 (``TaskScore`` joined to its submission, team and evaluation); ranking is the pure
 ``leaderboard.ranking``. Hidden and disqualified submissions never reach a board; tasks not in
-``tasks`` (hidden tests, for the public) are not even read.
+``tasks`` (hidden tests, for the public) are not even read. A bundle that shows a hidden task
+(organizers before its reveal, everyone after) counts on it only each team's final picks
+(:mod:`leaderboard.picks`; picks bump the board version like every other change). That
+holds for the every-submission view too: a submission that is no final pick shows no
+hidden-task score there (on a dataset board it is listed unranked, the hidden task missing).
 
 Through :class:`Boards`, a bundle is ranked once per board version of its dataset
 (:func:`board_versions`; kept in a :class:`~server.services.built.BuiltOnce`), however many
@@ -30,6 +34,7 @@ from sqlalchemy import DateTime, func, select, type_coerce
 from sqlmodel import Session, col
 
 from harness.specs import DatasetSpec
+from leaderboard.picks import final_rows
 from leaderboard.plots import Series, fraction_series
 from leaderboard.ranking import Board, BoardKey, RankingRule, rank_dataset_board
 from leaderboard.rows import KINDS, ResultRow
@@ -80,6 +85,7 @@ def result_rows(
             col(Submission.kind),
             col(Submission.name),
             col(Submission.size),
+            col(Submission.picked),
             # Plain DateTime: SQLModel's UTC-aware type costs a Python call per row (10^4).
             type_coerce(col(Submission.created_at), DateTime()),
             col(Team.name),
@@ -100,7 +106,7 @@ def result_rows(
     primary, secondary = spec.primary_metric, spec.secondary_metric
     snapped: dict[float, float | None] = {}  # a few distinct stored values, 10^4 rows
     out: list[ResultRow] = []
-    for sid, task, n_seeds, p, p_std, sec, frac, scope, kind, name, size, created, team in (
+    for sid, task, n_seeds, p, p_std, sec, frac, scope, kind, name, size, picked, created, team in (
         db.connection().execute(stmt).all()
     ):
         if frac not in snapped:
@@ -126,6 +132,7 @@ def result_rows(
                 kind=kind if kind in KINDS else "submission",
                 method=name,
                 subset_size=size,
+                picked=bool(picked),
             )
         )
     return out
@@ -192,11 +199,18 @@ class BundleOf:
 
 def rank_bundle(*, db: Session, spec: DatasetSpec, of: BundleOf) -> Bundle:
     """Boards of every fraction of ``spec`` (the spec of ``of.dataset``)."""
-    rows = result_rows(db=db, spec=spec, recipe=of.recipe, version=of.version, tasks=of.tasks)
+    hidden = tuple(t.name for t in spec.tasks if t.hidden and t.name in of.tasks)
+    public = tuple(t.name for t in spec.tasks if not t.hidden)
+    # The final picks of a hidden task rank teams' submissions by their public score.
+    read = (*of.tasks, *(t for t in public if t not in of.tasks)) if hidden else of.tasks
+    rows = result_rows(db=db, spec=spec, recipe=of.recipe, version=of.version, tasks=read)
     by_fraction: dict[float, list[ResultRow]] = {f: [] for f in spec.fractions}
     for r in rows:  # fractions are snapped to the spec's, so this is exact
         by_fraction[r.fraction].append(r)
     rule = RankingRule.of(spec)
+    if hidden:
+        by_fraction = {f: final_rows(rs, hidden=hidden, public=public, limit=spec.picks,
+                                     rule=rule) for f, rs in by_fraction.items()}  # fmt: skip
     boards = {
         f: rank_dataset_board(
             by_fraction[f],

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from harness.specs import BenchmarkSpecs, DatasetSpec, load_benchmark
-from leaderboard.phases import visible_tasks
+from leaderboard.phases import PickWindow, pick_window, visible_tasks
 from server.models import Dataset as DatasetRow
 from server.models import utcnow
 from submissions.errors import DataNotFound
@@ -104,6 +104,11 @@ class Catalog:
         """Tasks whose test scores participants may not see yet (hidden, not revealed)."""
         visible = self.visible(name, organizer=False, now=now or utcnow())
         return {t.name for t in self.spec(name).tasks if t.name not in visible}
+
+    def pick_window(self, name: str, *, now: datetime | None = None) -> PickWindow:
+        """When final picks on dataset ``name`` may change (``leaderboard.phases``' rule)."""
+        over = self.reveal_overrides(name)
+        return pick_window(self.spec(name).tasks, now=now or utcnow(), reveal_overrides=over)
 
     def public(self, name: str, *, now: datetime | None = None) -> DatasetPublic:
         spec, pool = self.spec(name), self.pool_size(name)

@@ -6,6 +6,11 @@
     fail(db=db, ctx=ctx, submission_id=7, post=FailurePost(lease_token=tok, kind="infra", ...))
     moderate(db=db, ctx=ctx, submission_id=7, action="hide", reason="...", actor="organizer:ops")
 
+Moderations (API ``POST /api/organizer/submissions/{id}/{action}`` and ``tdc-server
+submissions ACTION ID...``) make exactly one event each; setting a flag to the value it has
+already is refused (IllegalTransition), as is a move to the state a row is in. ``rescore``
+is in ``server.services.rescore``.
+
 A lease is valid while the row is ``running`` with that token and an unexpired
 ``lease_expires_at``; every check is part of the compare-and-set, so a stale worker can
 never overwrite a newer one. Infrastructure failures (including an expired lease) go back to
@@ -24,9 +29,9 @@ from typing import Literal
 from sqlmodel import Session, col, or_, select
 
 from server.context import ServerContext
-from server.errors import Conflict, InvalidRequest, NotFound
+from server.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
 from server.models import Evaluation, Result, Submission, SubmissionEvent, TaskScore, Team, utcnow
-from server.services import public_rows, transitions
+from server.services import public_rows, rescore, transitions
 from submissions.errors import TdcError
 from submissions.metric_ranges import metric_problems
 from submissions.schemas import (
@@ -43,7 +48,8 @@ from submissions.schemas import (
 
 log = logging.getLogger(__name__)
 
-Moderation = Literal["requeue", "cancel", "hide", "unhide", "disqualify", "requalify"]
+Moderation = Literal["requeue", "cancel", "hide", "unhide", "disqualify", "requalify", "rescore"]
+Moderator = Callable[[Session, ServerContext, Submission, str, str], None]
 
 
 def _lease_ok(token: str, now: datetime) -> list:  # type: ignore[type-arg]
@@ -388,10 +394,10 @@ def moderate(
     reason: str,
     actor: str,
 ) -> SubmissionPublic:
-    """An organizer's requeue / cancel / hide / unhide / disqualify / requalify."""
+    """An organizer's requeue / cancel / hide / unhide / disqualify / requalify / rescore."""
     sub = _load(db, submission_id)
     try:
-        MODERATIONS[action](db, sub, reason, actor)
+        MODERATIONS[action](db, ctx, sub, reason, actor)
         db.commit()
     except TdcError:
         db.rollback()
@@ -399,7 +405,7 @@ def moderate(
     return _public(db, ctx, sub)
 
 
-def _requeue(db: Session, sub: Submission, reason: str, actor: str) -> None:
+def _requeue(db: Session, ctx: ServerContext, sub: Submission, reason: str, actor: str) -> None:
     transitions.transition(
         db=db,
         sub=sub,
@@ -417,7 +423,7 @@ def _requeue(db: Session, sub: Submission, reason: str, actor: str) -> None:
     )
 
 
-def _cancel(db: Session, sub: Submission, reason: str, actor: str) -> None:
+def _cancel(db: Session, ctx: ServerContext, sub: Submission, reason: str, actor: str) -> None:
     transitions.transition(
         db=db,
         sub=sub,
@@ -434,20 +440,29 @@ def _cancel(db: Session, sub: Submission, reason: str, actor: str) -> None:
     )
 
 
-def _flag(flag: transitions.Flag, value: bool) -> Callable[[Session, Submission, str, str], None]:
-    def run(db: Session, sub: Submission, reason: str, actor: str) -> None:
+def _flag(flag: transitions.Flag, value: bool) -> Moderator:
+    def run(db: Session, ctx: ServerContext, sub: Submission, reason: str, actor: str) -> None:
+        if getattr(sub, flag) == value:
+            raise IllegalTransition(
+                f"submission {sub.id} is {'already' if value else 'not'} {flag}: nothing to change"
+            )
         transitions.set_flag(db=db, sub=sub, flag=flag, value=value, actor=actor, reason=reason)
 
     return run
 
 
-MODERATIONS: dict[str, Callable[[Session, Submission, str, str], None]] = {
+def _rescore(db: Session, ctx: ServerContext, sub: Submission, reason: str, actor: str) -> None:
+    rescore.rescore(db=db, ctx=ctx, sub=sub, reason=reason, actor=actor)
+
+
+MODERATIONS: dict[str, Moderator] = {
     "requeue": _requeue,
     "cancel": _cancel,
     "hide": _flag("hidden", True),
     "unhide": _flag("hidden", False),
     "disqualify": _flag("disqualified", True),
     "requalify": _flag("disqualified", False),
+    "rescore": _rescore,
 }
 
 

@@ -4,7 +4,9 @@
     public_rows.detail(db=db, ctx=ctx, sub=sub, principal=p)                  # with scores, events
 
 Participants never see hidden-task scores before the reveal, nor infrastructure error
-text and log tails (those are for organizers); organizers see everything.
+text and log tails (those are for organizers); organizers see everything. Final picks
+(``picked`` and the ``pick`` / ``unpick`` events) are for the owning team and organizers:
+the API shows these rows to no one else, the public pages leave picks out.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def public(
         created_at=sub.created_at,
         updated_at=sub.updated_at,
         url=settings.public_url(f"/submissions/{sub.id}"),
+        picked=sub.picked,  # the API shows a row only to its team and organizers
     )
 
 
@@ -85,7 +88,7 @@ def detail(
         disqualified=sub.disqualified,
         not_before=sub.not_before,
         scores=scores(db=db, submission_id=sub.id, exclude_tasks=hidden),
-        events=events(db=db, submission_id=sub.id, organizer=org),
+        events=events(db=db, submission_id=sub.id, organizer=org, picks=True),
         manifest=manifest(db=db, submission_id=sub.id),
         **(extra if org else {}),
     )
@@ -116,10 +119,15 @@ def scores(
 
 
 INFRA_ACTIONS = frozenset({"fail_infra", "retry_infra", "lease_expired"})
+PICK_ACTIONS = frozenset({"pick", "unpick"})
 
 
-def events(*, db: Session, submission_id: int | None, organizer: bool) -> list[EventPublic]:
-    """The timeline; infrastructure details (worker messages) are for organizers only."""
+def events(
+    *, db: Session, submission_id: int | None, organizer: bool, picks: bool | None = None
+) -> list[EventPublic]:
+    """The timeline; infrastructure details (worker messages) are for organizers only, pick
+    events for the team and organizers (``picks``; default: ``organizer``)."""
+    show_picks = organizer if picks is None else picks
     rows = db.exec(
         select(SubmissionEvent)
         .where(SubmissionEvent.submission_id == submission_id)
@@ -135,6 +143,7 @@ def events(*, db: Session, submission_id: int | None, organizer: bool) -> list[E
             created_at=e.created_at,
         )
         for e in rows
+        if show_picks or e.action not in PICK_ACTIONS
     ]
 
 

@@ -3,20 +3,29 @@
     transition(db=db, sub=sub, to=State.running, action="claim", actor="organizer:ops",
                changes={"lease_token": tok}, where=[Submission.state == "queued"])
     set_flag(db=db, sub=sub, flag="hidden", value=True, actor=..., reason="duplicate account")
+    set_pick(db=db, sub=sub, value=True, actor="participant:owls")   # a final pick
 
 Every change is one ``UPDATE ... WHERE id = :id AND state = :expected [AND extra]``
 (compare-and-set): if another worker changed the row first, nothing is written and
 ``Conflict`` is raised, so two workers can never both win. Each change appends a
 ``SubmissionEvent`` (from, to, actor, reason, time) in the same transaction; the caller
 commits. Boards show scored submissions only, so an event from or to ``scored`` (a score,
-a hide, a disqualification of a scored row) also bumps its dataset's ``board_version`` in
-that transaction: a cached board is current exactly while that number is unchanged.
+a hide, a disqualification, a final pick of a scored row) also bumps its dataset's
+``board_version`` in that transaction: a cached board is current exactly while that number
+is unchanged.
 
     queued       -> running | cancelled
     running      -> scored | failed_user | failed_infra | queued (retry) | cancelled
     failed_infra -> queued (organizer retry)
     failed_user  -> queued (organizer requeue)
-    scored, cancelled: final
+    scored       -> queued (action ``rescore`` only: an organizer re-evaluates it)
+    cancelled: final
+
+``rescore`` is the one way out of ``scored`` (:data:`ACTION_EDGES`; any other action finds
+scored final): it is for a fix in the harness or the data, it deletes the row's scores in
+the same transaction and, as a move from ``scored``, bumps the board, so the row leaves the
+boards until its new result arrives (no board ever shows a score the harness no longer
+stands behind). The event keeps the old scores in its reason.
 
 Rows are created queued (action ``submit``), or scored (action ``reference``: an organizer's
 reference result, e.g. the train-on-query oracle, which has no subset file to evaluate).
@@ -48,6 +57,9 @@ TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.cancelled: frozenset(),
 }
 
+# Edges only the named action may take (``check`` refuses them to every other action).
+ACTION_EDGES: Mapping[tuple[State, State], str] = {(State.scored, State.queued): "rescore"}
+
 Flag = Literal["hidden", "disqualified"]
 
 # Actions that create a row: their event has no previous state.
@@ -60,13 +72,17 @@ def sid(sub: Submission) -> int:
     return sub.id
 
 
-def check(frm: State, to: State) -> None:
-    """IllegalTransition unless ``frm -> to`` is in the table."""
-    if to not in TRANSITIONS[frm]:
-        allowed = ", ".join(sorted(TRANSITIONS[frm])) or "none (final state)"
-        raise IllegalTransition(
-            f"a {frm.value} submission cannot become {to.value} (allowed: {allowed})"
-        )
+def check(frm: State, to: State, action: str | None = None) -> None:
+    """IllegalTransition unless ``frm -> to`` is in the table (or is ``action``'s edge)."""
+    if to in TRANSITIONS[frm] or (action and ACTION_EDGES.get((frm, to)) == action):
+        return
+    allowed = ", ".join(sorted(TRANSITIONS[frm])) or "none (final state)"
+    only = "".join(
+        f"; {act} moves it to {dst}" for (src, dst), act in ACTION_EDGES.items() if src == frm
+    )
+    raise IllegalTransition(
+        f"a {frm.value} submission cannot become {to.value} (allowed: {allowed}{only})"
+    )
 
 
 def transition(
@@ -83,7 +99,7 @@ def transition(
 ) -> Submission:
     """Move ``sub`` from its loaded state to ``to`` with compare-and-set; caller commits."""
     frm = State(sub.state)
-    check(frm, to)
+    check(frm, to, action)
     now = now or utcnow()
     values = {**(changes or {}), "state": to.value, "updated_at": now}
     _cas(db, sub, frm, values, where)
@@ -108,6 +124,28 @@ def set_flag(
     action = {("hidden", True): "hide", ("hidden", False): "unhide"}.get(
         (flag, value), "disqualify" if value else "requalify"
     )
+    _append(db, sub, action, state.value, state.value, actor=actor, reason=reason, now=now)
+    return sub
+
+
+def set_pick(
+    *,
+    db: Session,
+    sub: Submission,
+    value: bool,
+    actor: str,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> Submission:
+    """Mark (``pick``) or unmark (``unpick``) one of its team's final picks, with an event;
+    caller commits. Compare-and-set on the state and the current mark: of two concurrent
+    requests making the same change, one raises ``Conflict``. Who may pick what is
+    ``server.services.picks``' to check; as an event on a scored row it bumps the board."""
+    now = now or utcnow()
+    state = State(sub.state)
+    unchanged = col(Submission.picked).is_(not value)
+    _cas(db, sub, state, {"picked": value, "updated_at": now}, (unchanged,))
+    action = "pick" if value else "unpick"
     _append(db, sub, action, state.value, state.value, actor=actor, reason=reason, now=now)
     return sub
 

@@ -15,6 +15,7 @@ from submissions.schemas import (
     ClaimRequest,
     FailurePost,
     Heartbeat,
+    PickChange,
     ReferencePost,
     ResultPost,
     SubmissionMeta,
@@ -25,6 +26,7 @@ REQUESTS: list[type[BaseModel]] = [
     ClaimRequest,
     FailurePost,
     Heartbeat,
+    PickChange,
     ReferencePost,
     ResultPost,
     SubmissionMeta,
@@ -84,6 +86,8 @@ def test_the_walker_finds_an_unbounded_string() -> None:
         (FailurePost, {"lease_token": "t", "kind": "user", "message": "m" * 10_001}),
         (AdminAction, {"reason": "r" * 2001}),
         (SubmissionMeta, {"dataset": "d" * 101, "fraction": 0.1}),
+        (PickChange, {"pick": [1], "reason": "r" * 2001}),
+        (PickChange, {"pick": list(range(1, 102))}),
     ],
 )
 def test_over_the_bound_is_refused(model: type[BaseModel], fields: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from tests.server.helpers import Live, make_result, start_live, write_subset
 def live(tiny_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("live-submit")
     teams = {"alpha": "participant", "quota": "participant", "waiter": "participant",
-             "patient": "participant", "ops": "organizer"}  # fmt: skip
+             "patient": "participant", "picker": "participant", "ops": "organizer"}  # fmt: skip
     srv = start_live(root, tiny_dataset, teams=teams, TDC_QUOTA_PER_DAY="3",
                      TDC_MAX_UPLOAD_BYTES="3000")  # fmt: skip
     yield srv
@@ -268,3 +268,33 @@ def test_status_says_why_a_running_submission_waits(
         ops.post_result(j.id, j.lease_token, make_result(sha256=j.identity.sha256))
     code, out, _ = run(capsys, "status", str(sid), "--server", live.url)
     assert "[scored]" in out and "job:" not in out, "only a running submission's job is shown"
+
+
+def test_select_marks_lists_and_removes_final_picks(
+    live: Live, env: Path, pool: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("TDC_TOKEN", live.tokens["picker"])
+    mine = TdcClient(live.url, live.tokens["picker"])
+    ids = [mine.submit(write_subset(tmp_path / f"k{i}.npy", pool[280 + i * 5 : 285 + i * 5]),
+                       dataset="tiny", fraction=0.1).id for i in range(3)]  # fmt: skip
+    ops = TdcClient(live.url, live.tokens["ops"])
+    for job in ops.claim("test-worker", max_jobs=100):  # other tests' queued ones too
+        ops.post_result(job.id, job.lease_token, make_result(sha256=job.identity.sha256))
+    code, out, _ = run(capsys, "select", "--server", live.url)
+    assert code == 0 and "tiny (picker): picks open; hidden tests: test2; at most 2" in out
+    assert "no picks: your 2 best by public score count" in out
+    code, out, err = run(capsys, "select", str(ids[0]), str(ids[1]), "--server", live.url)
+    assert code == 0, err
+    assert [int(ln.split()[0]) for ln in out.splitlines()[1:]] == ids[:2]
+    code, _, err = run(capsys, "select", str(ids[2]), "--server", live.url)
+    assert code == cli.EXIT_INVALID and "picks unchanged: at most 2 picks per board" in err
+    code, out, _ = run(capsys, "select", str(ids[2]), "--drop", str(ids[0]), "--server", live.url)
+    assert code == 0 and [int(ln.split()[0]) for ln in out.splitlines()[1:]] == ids[1:]
+    code, out, _ = run(capsys, "unselect", str(ids[1]), "--server", live.url)
+    assert code == 0 and [int(ln.split()[0]) for ln in out.splitlines()[1:]] == ids[2:]
+    assert mine.get(ids[2]).picked and [e.action for e in mine.get(ids[0]).events][-2:] == [
+        "pick", "unpick"
+    ]  # fmt: skip
+    code, _, err = run(capsys, "select", "0", "--server", live.url)
+    assert code == 2, "ids are checked on the command line"
