@@ -69,7 +69,7 @@ class EventView:
     action: str
     from_state: str | None
     to_state: str
-    actor: str
+    actor: str | None  # None on public pages (workers and organizers are not named)
     reason: str | None
 
 

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from server.context import ServerContext
 from server.services.auth import Principal, authenticate
+from server.services.public_rows import PUBLIC, Viewer
 
 _bearer = HTTPBearer(auto_error=False, description="an API token: `tdc-server issue-token`")
 
@@ -81,6 +82,22 @@ def organizer_flag(
 ) -> bool:
     """Anonymous viewers are the public (False)."""
     return creds is not None and is_organizer(db, ctx, creds)
+
+
+def page_viewer(
+    db: SessionDep,
+    ctx: CtxDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Viewer:
+    """Anonymous viewers are the public; a token makes its team (or an organizer) the viewer
+    of the submission and team pages; a bad token is still a 401."""
+    if creds is None:
+        return PUBLIC
+    me = authenticate(db=db, token=creds.credentials, touch_s=ctx.settings.token_touch_s)
+    return Viewer(organizer=me.is_organizer, team_id=me.team_id)
+
+
+ViewerDep = Annotated[Viewer, Depends(page_viewer)]
 
 
 def viewer_is_organizer(app: FastAPI, creds: HTTPAuthorizationCredentials) -> bool:

@@ -28,7 +28,7 @@ from leaderboard.phases import utcnow
 from leaderboard.render import STATIC_DIR, ServerLinks
 from server.errors import NotFound
 from server.routes.cached import VersionReader, serve_cached
-from server.routes.deps import MAX_ID, BoardQuery, SessionDep, organizer_flag
+from server.routes.deps import MAX_ID, BoardQuery, SessionDep, ViewerDep, organizer_flag
 from server.services.built import BuiltOnce
 from server.services.page_data import PageService
 from server.services.ranking_process import RankingProcess
@@ -137,21 +137,21 @@ async def board(
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
 def submission(
-    submission_id: int, db: SessionDep, pages: PagesDep, organizer: OrganizerFlag
+    submission_id: int, db: SessionDep, pages: PagesDep, viewer: ViewerDep
 ) -> HTMLResponse:
     if not 1 <= submission_id <= MAX_ID:  # no such row can exist (and the driver would raise)
         return _not_found(NotFound(f"submission {submission_id} not found"))
     try:
-        view = pages.submission(db=db, submission_id=submission_id, organizer=organizer)
+        view = pages.submission(db=db, submission_id=submission_id, viewer=viewer)
     except NotFound as err:
         return _not_found(err)
     return HTMLResponse(render.render_submission(sub=view, links=LINKS))
 
 
 @router.get("/teams/{name}", response_class=HTMLResponse)
-def team(name: str, db: SessionDep, pages: PagesDep, organizer: OrganizerFlag) -> HTMLResponse:
+def team(name: str, db: SessionDep, pages: PagesDep, viewer: ViewerDep) -> HTMLResponse:
     try:
-        view = pages.team(db=db, name=name, organizer=organizer)
+        view = pages.team(db=db, name=name, viewer=viewer)
     except NotFound as err:
         return _not_found(err)
     return HTMLResponse(render.render_team(team=view, links=LINKS))

@@ -41,15 +41,9 @@ from leaderboard.rows import KINDS, ResultRow
 from server.context import ServerContext
 from server.models import Evaluation, Submission, TaskScore, Team
 from server.services.built import BuiltOnce
-from submissions.schemas import State
+from server.services.public_rows import ON_PUBLIC_BOARDS
 
 T = TypeVar("T")
-
-_PUBLIC = (
-    col(Submission.state) == State.scored.value,
-    col(Submission.hidden).is_(False),
-    col(Submission.disqualified).is_(False),
-)
 
 
 def aware(dt: datetime) -> datetime:
@@ -98,7 +92,7 @@ def result_rows(
             col(Submission.recipe) == recipe,
             col(Evaluation.recipe_version) == version,
             col(TaskScore.task).in_(list(tasks)),
-            *_PUBLIC,
+            *ON_PUBLIC_BOARDS,
         )
     )
     if fraction is not None:
@@ -143,7 +137,7 @@ def recipe_versions(*, db: Session, dataset: str) -> list[tuple[str, str]]:
     stmt = (
         select(col(Submission.recipe), col(Evaluation.recipe_version))
         .join(Evaluation, col(Evaluation.submission_id) == col(Submission.id))
-        .where(col(Submission.dataset) == dataset, *_PUBLIC)
+        .where(col(Submission.dataset) == dataset, *ON_PUBLIC_BOARDS)
         .distinct()
     )
     return sorted((r, v) for r, v in db.connection().execute(stmt).all())
@@ -154,7 +148,7 @@ def entry_count(*, db: Session, dataset: str) -> int:
     stmt = (
         select(func.count())
         .select_from(Submission)
-        .where(col(Submission.dataset) == dataset, *_PUBLIC)
+        .where(col(Submission.dataset) == dataset, *ON_PUBLIC_BOARDS)
     )
     return int(db.connection().execute(stmt).scalar_one())
 

@@ -3,14 +3,15 @@
     pages = PageService(ctx, cache=app_cache)   # the server's; PageService(ctx): its own
     infos = pages.home(db=db, organizer=False)
     page = pages.board_page(db=db, dataset="demo", fraction=0.1, organizer=False)
-    sub = pages.submission(db=db, submission_id=7, organizer=False)
-    team = pages.team(db=db, name="owls", organizer=False)
+    sub = pages.submission(db=db, submission_id=7, viewer=Viewer(team_id=3))  # default: public
+    team = pages.team(db=db, name="owls")
 
 Visibility is decided here, once, for HTML and API alike: hidden tests are public only after
 their reveal time (spec ``reveal_at`` or the ``TDC_REVEAL_AT`` setting, keyed
 ``dataset/task``); hidden submissions are organizer-only; hidden and disqualified
 submissions never reach a board. Participants see error text through
-``server.services.public_rows.participant_error`` (infrastructure details stay with organizers).
+``server.services.public_rows.participant_error`` (infrastructure details stay with organizers);
+the submission and team pages show the public what its boards show (``public_rows.Viewer``).
 """
 
 from __future__ import annotations
@@ -218,13 +219,16 @@ class PageService:
         *,
         db: Session,
         submission_id: int,
-        organizer: bool = False,
+        viewer: public_rows.Viewer = public_rows.PUBLIC,
         now: datetime | None = None,
     ) -> SubmissionView:
+        """The page of one submission: its team and organizers see everything, the public
+        only a submission the public boards show (else NotFound, as the API answers)."""
         now = now or utcnow()
         sub = db.get(Submission, submission_id)
-        if sub is None or (sub.hidden and not organizer):
+        if sub is None or not viewer.may_see(sub) or (sub.hidden and not viewer.organizer):
             raise NotFound(f"submission {submission_id} not found")
+        organizer, owner = viewer.organizer, viewer.owns(sub)
         spec = self.ctx.catalog.spec(sub.dataset)
         team = db.get(Team, sub.team_id)
         ev = db.get(Evaluation, submission_id)
@@ -261,12 +265,7 @@ class PageService:
             scored_at=aware(sub.scored_at) if sub.scored_at else None,
             primary_metric=spec.primary_metric,
             higher_is_better=spec.higher_is_better,
-            events=tuple(
-                EventView(
-                    aware(e.created_at), e.action, e.from_state, e.to_state, e.actor, e.reason
-                )
-                for e in public_rows.events(db=db, submission_id=sub.id, organizer=organizer)
-            ),
+            events=_events(db, sub, organizer=organizer, owner=owner),
             scores=tuple(
                 TaskScores(
                     s.task,
@@ -299,15 +298,25 @@ class PageService:
         }
 
     def team(
-        self, *, db: Session, name: str, organizer: bool = False, now: datetime | None = None
+        self,
+        *,
+        db: Session,
+        name: str,
+        viewer: public_rows.Viewer = public_rows.PUBLIC,
+        now: datetime | None = None,
     ) -> TeamView:
+        """A team's standings and submissions: all of them for the team and organizers
+        (hidden ones for organizers only), the publicly shown ones for everyone else."""
         now = now or utcnow()
+        organizer = viewer.organizer
         team = db.exec(select(Team).where(Team.name == name)).first()
         if team is None:
             raise NotFound(f"no team named {name!r}")
         stmt = select(Submission).where(Submission.team_id == team.id)
         if not organizer:
             stmt = stmt.where(col(Submission.hidden).is_(False))
+        if not (organizer or viewer.team_id == team.id):
+            stmt = stmt.where(*public_rows.ON_PUBLIC_BOARDS)
         subs = db.exec(stmt.order_by(col(Submission.id).desc())).all()
         return TeamView(
             name=team.name,
@@ -350,6 +359,22 @@ def _allowed(spec: DatasetSpec, fraction: float) -> float:
         return check_fraction(spec, fraction)
     except ConfigError as err:
         raise NotFound(str(err)) from None
+
+
+def _events(db: Session, sub: Submission, *, organizer: bool, owner: bool) -> tuple[EventView, ...]:
+    """The full timeline for the team and organizers; for the public, when it was submitted
+    and scored, without actors or reasons (the board shows no more)."""
+    rows = public_rows.events(db=db, submission_id=sub.id, organizer=organizer, picks=owner)
+    if not owner:
+        return tuple(
+            EventView(aware(e.created_at), e.action, e.from_state, e.to_state, None, None)
+            for e in rows
+            if e.action in public_rows.PUBLIC_ACTIONS
+        )
+    return tuple(
+        EventView(aware(e.created_at), e.action, e.from_state, e.to_state, e.actor, e.reason)
+        for e in rows
+    )
 
 
 def _summary(s: Submission) -> SubmissionSummary:

@@ -7,9 +7,16 @@ Participants never see hidden-task scores before the reveal, nor infrastructure 
 text and log tails (those are for organizers); organizers see everything. Final picks
 (``picked`` and the ``pick`` / ``unpick`` events) are for the owning team and organizers:
 the API shows these rows to no one else, the public pages leave picks out.
+
+The public (and any other team) sees a submission only as the public boards show it:
+scored, neither hidden nor disqualified, with a timeline of when it was submitted and
+scored. Its queue states, failures, workers and reasons are for its team and organizers
+(:class:`Viewer`), as in the API.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
@@ -26,6 +33,38 @@ from submissions.schemas import (
     SubmissionPublic,
     TaskScorePublic,
 )
+
+# What a public board shows (SQL, for queries; :func:`on_public_boards` for a loaded row).
+ON_PUBLIC_BOARDS = (
+    col(Submission.state) == State.scored.value,
+    col(Submission.hidden).is_(False),
+    col(Submission.disqualified).is_(False),
+)
+# The events the public sees on a public submission's page (without actors or reasons).
+PUBLIC_ACTIONS = frozenset({"submit", "reference", "score"})
+
+
+def on_public_boards(sub: Submission) -> bool:
+    return sub.state == State.scored and not sub.hidden and not sub.disqualified
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who reads a page: the public (the default), a team by its token, or an organizer."""
+
+    organizer: bool = False
+    team_id: int | None = None
+
+    def owns(self, sub: Submission) -> bool:
+        """Whether this viewer sees all of ``sub`` (its team's or an organizer's view)."""
+        return self.organizer or (self.team_id is not None and sub.team_id == self.team_id)
+
+    def may_see(self, sub: Submission) -> bool:
+        return self.owns(sub) or on_public_boards(sub)
+
+
+PUBLIC, ORGANIZER = Viewer(), Viewer(organizer=True)
+
 
 INFRA_MESSAGE = (
     "evaluation failed for infrastructure reasons; it does not count against your quota "

@@ -22,6 +22,7 @@ from leaderboard.export import board_csv, board_public
 from leaderboard.phases import utcnow
 from leaderboard.render import StaticLinks
 from server.models import Submission, Team
+from server.services import public_rows
 from server.services.boards import recipe_versions
 from server.services.page_data import PageService
 
@@ -40,9 +41,10 @@ def write_static_site(
     now = now or utcnow()
     out.mkdir(parents=True, exist_ok=True)
     render.copy_static(out)
+    viewer = public_rows.ORGANIZER if organizer else public_rows.PUBLIC
     stmt = select(Submission)
     if not organizer:
-        stmt = stmt.where(col(Submission.hidden).is_(False))
+        stmt = stmt.where(*public_rows.ON_PUBLIC_BOARDS)
     subs = db.exec(stmt.order_by(col(Submission.id))).all()
     published = {s.id for s in subs if s.id is not None}
     links = StaticLinks(published=published)
@@ -60,12 +62,12 @@ def write_static_site(
     for name in pages.ctx.catalog.names():
         written += _boards(db, pages, out, links, name, organizer=organizer, now=now)
     for sid in sorted(published):
-        sub = pages.submission(db=db, submission_id=sid, organizer=organizer, now=now)
+        sub = pages.submission(db=db, submission_id=sid, viewer=viewer, now=now)
         html = render.render_submission(sub=sub, links=links, generated_at=now)
         written.append(_write(out / str(links.submission(sid)), html))
     team_ids = {s.team_id for s in subs}
     for team in db.exec(select(Team).where(col(Team.id).in_(team_ids))).all():
-        team_view = pages.team(db=db, name=team.name, organizer=organizer, now=now)
+        team_view = pages.team(db=db, name=team.name, viewer=viewer, now=now)
         html = render.render_team(team=team_view, links=links, generated_at=now)
         written.append(_write(out / links.team(team.name), html))
     log.info("wrote %d files to %s", len(written), out)

@@ -23,7 +23,7 @@ from sqlmodel import Session
 from server.context import ServerContext
 from server.db import make_engine, migrate
 from server.live import LiveServer
-from server.services.auth import create_team
+from server.services.auth import create_team, issue_token
 from tests.infra.browser import LocalOnly, chromium, chromium_path, screenshot
 from tests.server.board_seed import World, build_world
 from tests.server.conftest import make_settings
@@ -45,6 +45,7 @@ class Live:
     guard: LocalOnly
     context: Any
     errors: list[str]
+    organizer_token: str
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +63,8 @@ def live(
     ctx = ServerContext.from_settings(settings)
     with Session(engine) as db:
         ctx.catalog.sync(db)
-        for team in ("alpha", "beta", "ops"):
-            create_team(db=db, name=team)
+        teams = {name: create_team(db=db, name=name) for name in ("alpha", "beta", "ops")}
+        organizer_token, _ = issue_token(db=db, team=teams["ops"], scope="organizer")
     world = build_world(engine, ctx)
     engine.dispose()
     env = live_env(tmp, url=url, server_configs=server_configs, data_root=data_root)
@@ -75,7 +76,7 @@ def live(
         context.route("**/*", guard.route)
         context.add_init_script(CSP_PROBE)
         context.on("weberror", lambda e: errors.append(str(e.error)))
-        yield Live(server, world, url, guard, context, errors)
+        yield Live(server, world, url, guard, context, errors, organizer_token)
         context.close()
 
 
@@ -130,11 +131,17 @@ def test_every_page_loads_and_the_board_matches_the_database(live: Live) -> None
         "task-board": "/datasets/tiny?fraction=0.1&task=test1",
         "all-entries": "/datasets/tiny?fraction=0.1&all=1",
         "team-alpha": "/teams/alpha",
-        **{f"submission-{k}": f"/submissions/{v}" for k, v in ids.items() if k != "epsilon"},
+        **{f"submission-{k}": f"/submissions/{v}" for k, v in ids.items()},
     }
+    unshown = {f"submission-{k}" for k in ("epsilon", "failed", "queued", "delta")}
+    organizer = live.context.browser.new_context(
+        extra_http_headers={"Authorization": f"Bearer {live.organizer_token}"}
+    )
+    organizer.route("**/*", live.guard.route)
+    organizer.add_init_script(CSP_PROBE)
     shots = {"home", "board", "team-alpha", "submission-alpha_all", "submission-failed"}
-    for name, path in pages.items():
-        page = open_page(live, path)
+    for name, path in pages.items():  # what no public board shows, an organizer sees
+        page = open_page(live, path, context=organizer if name in unshown else None)
         assert page.title().endswith("Task-DataComp")
         if name in shots:  # full-page screenshots cost ~1 s each; the rest just load
             screenshot(page, name)
@@ -144,6 +151,7 @@ def test_every_page_loads_and_the_board_matches_the_database(live: Live) -> None
             assert expected_board(live.db_url, fraction=0.1)[1][1] == "alpha"  # not vacuous
             assert page.locator("svg.chart").count() == 1
         page.close()
+    organizer.close()
     assert live.errors == []
 
 

@@ -131,37 +131,45 @@ def test_submission_page(client: TestClient, world: World, tokens: dict[str, str
     assert scores.column("accuracy") == ["0.800 ± 0.008"]
     assert page.tables[1].column("Seed") == ["0", "1", "2"]
     assert "withheld until the hidden test is revealed" in page.text
-    assert (
-        "submit" in page.text.lower()
-        and "queued → running" in page.text
-        and "running → scored" in page.text
-    )
     assert "random_filter" in page.text  # the reference tick on the bar chart
+    # The public timeline says when it was submitted and scored; no worker, no organizer.
+    assert "submit" in page.text.lower() and "running → scored" in page.text
+    assert "queued → running" not in page.text and "by participant:" not in page.text
+    own = get_page(client, f"/submissions/{world.ids['alpha_all']}", headers=auth(tokens["alpha"]))
+    assert "queued → running" in own.text and "by participant:alpha" in own.text
     org = get_page(client, f"/submissions/{world.ids['alpha_all']}", headers=auth(tokens["ops"]))
     assert org.tables[0].column("Task") == ["test1", "test2"]
 
 
-def test_failed_hidden_and_disqualified_submissions(
+def test_what_no_board_shows_is_for_the_team_and_organizers(
     client: TestClient, world: World, tokens: dict[str, str]
 ) -> None:
-    failed = get_page(client, f"/submissions/{world.ids['failed']}")
+    """The public and other teams get 404 for a submission no public board shows (queued,
+    failed, disqualified, hidden), as the API answers; its team and organizers see it."""
+    unshown = {"failed": "beta", "queued": "gamma", "delta": "delta", "epsilon": "epsilon"}
+    for role in unshown:
+        url = f"/submissions/{world.ids[role]}"
+        assert client.get(url).status_code == 404, role
+        assert client.get(url, headers=auth(tokens["alpha"])).status_code == 404, role
+        get_page(client, url, headers=auth(tokens["ops"]))
+    failed = get_page(client, f"/submissions/{world.ids['failed']}", headers=auth(tokens["beta"]))
     assert "Rejected: 3 UIDs are not in the pool: a, b, c" in failed.text
     assert "failed user" in failed.text
-    assert client.get(f"/submissions/{world.ids['epsilon']}").status_code == 404
-    get_page(client, f"/submissions/{world.ids['epsilon']}", headers=auth(tokens["ops"]))
-    dq = get_page(client, f"/submissions/{world.ids['delta']}")
+    dq = get_page(client, f"/submissions/{world.ids['delta']}", headers=auth(tokens["ops"]))
     assert "disqualified and is not ranked" in dq.text
-    queued = get_page(client, f"/submissions/{world.ids['queued']}")
+    queued = get_page(client, f"/submissions/{world.ids['queued']}", headers=auth(tokens["ops"]))
     assert "queued" in queued.text and not queued.tables
 
 
-def test_team_page(client: TestClient, world: World) -> None:
+def test_team_page(client: TestClient, world: World, tokens: dict[str, str]) -> None:
     page = get_page(client, "/teams/alpha")
     standings, subs = page.tables
     assert standings.column("Rank") == ["1 / 2", "1 / 2"]
     assert len(subs.body) == 3
-    beta = get_page(client, "/teams/beta")
-    assert "failed user" in beta.text
+    beta = get_page(client, "/teams/beta")  # its failed upload is its own business
+    assert "failed user" not in beta.text and len(beta.tables[1].body) == 2
+    own = get_page(client, "/teams/beta", headers=auth(tokens["beta"]))
+    assert "failed user" in own.text and len(own.tables[1].body) == 3
     hidden_only = get_page(client, "/teams/epsilon")  # its one submission is hidden
     assert not hidden_only.tables and "No public submissions" in hidden_only.text
 
