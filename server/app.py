@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.context import ServerContext
 from server.db import make_engine
 from server.errors import QuotaExceeded, Unauthorized
+from server.request_limits import RequestLimits
 from server.routes import ROUTE_MODULES
 from server.settings import Settings
 from submissions.errors import TdcError
@@ -76,6 +77,9 @@ def create_app(
     )
     app.state.ctx, app.state.engine, app.state.settings = ctx, engine, settings
     docs = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(RequestLimits, max_header_bytes=settings.max_header_bytes,
+                       max_query_bytes=settings.max_query_bytes)  # fmt: skip
+    # Added last, so outermost: every response gets them, refusals of RequestLimits too.
     app.add_middleware(SecurityHeaders, docs_paths=[p for p in docs if p])
     install_error_handlers(app)
     for name in ROUTE_MODULES:

@@ -43,6 +43,16 @@ class PayloadTooLarge(TdcError):
     code = "payload_too_large"
 
 
+class HeadersTooLarge(TdcError):
+    http_status = 431
+    code = "request_header_fields_too_large"
+
+
+class UriTooLong(TdcError):
+    http_status = 414
+    code = "uri_too_long"
+
+
 class UnsupportedMedia(TdcError):
     http_status = 415
     code = "unsupported_media_type"

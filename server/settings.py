@@ -26,6 +26,10 @@ class Settings(HarnessSettings):
     max_upload_bytes: int = Field(1 << 30, gt=0)
     # Non-file multipart fields (dataset, task, ...) are tiny; anything bigger is an attack.
     max_field_bytes: int = Field(4096, gt=0)
+    # Request headers (names and values) and the query string: what a browser or a client
+    # sends fits in a few KiB; uvicorn itself would take megabytes.
+    max_header_bytes: int = Field(16 * 1024, gt=0)
+    max_query_bytes: int = Field(4096, gt=0)
     quota_per_day: int = Field(5, ge=0, description="uploads per team, dataset and 24 h")
     max_attempts: int = Field(3, gt=0, description="infra attempts before failed_infra")
     retry_backoff_s: float = Field(60.0, ge=0, description="first infra retry delay; doubles")

@@ -189,3 +189,29 @@ def test_only_hosted_datasets_are_listed(
         home = client.get("/").text
         assert 'id="ds-tiny"' in home and 'id="ds-ghost"' not in home
         assert "Configured, not hosted here: ghost." in home
+
+
+def test_oversized_headers_and_query_strings_are_refused(client: TestClient) -> None:
+    """Finding 1: a megabyte of Accept header (or of query) is refused at the door, with the
+    problem list and the security headers, instead of reaching a route or a cache key."""
+    big = client.get("/datasets/tiny?fraction=0.1", headers={"Accept": "x" * (1 << 20)})
+    assert big.status_code == 431
+    assert big.json()["problems"][0]["code"] == "request_header_fields_too_large"
+    assert big.headers["x-content-type-options"] == "nosniff"
+    long_query = client.get(f"/api/leaderboard/tiny?fraction=0.1&pad={'y' * 5000}")
+    assert long_query.status_code == 414 and "query string" in long_query.text
+    within = client.get("/datasets/tiny?fraction=0.1", headers={"Accept": "x" * 8000})
+    assert within.status_code == 200
+
+
+def test_distinct_urls_and_headers_share_one_cached_board(client: TestClient) -> None:
+    """Random query parameters and large headers never become cache keys: 300 such requests
+    leave as many cached bodies as one."""
+    client.get("/datasets/tiny?fraction=0.1")
+    built = client.app.state.built  # type: ignore[attr-defined]
+    before = (len(built._values), built._bytes)
+    for i in range(300):
+        r = client.get(f"/datasets/tiny?fraction=0.1&utm_source={i}",
+                       headers={"Accept": f"text/html;q=0.{i % 10}," + "z" * 12000})  # fmt: skip
+        assert r.status_code == 200
+    assert (len(built._values), built._bytes) == before
