@@ -25,13 +25,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.context import ServerContext
 from server.db import make_engine
-from server.errors import QuotaExceeded, Unauthorized
+from server.errors import QuotaExceeded, Unauthorized, Unavailable
 from server.request_limits import RequestLimits
 from server.routes import ROUTE_MODULES
 from server.settings import Settings
@@ -165,11 +166,19 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TdcError)
     async def tdc_error(_request: Request, err: TdcError) -> JSONResponse:
         headers: dict[str, str] = {}
-        if isinstance(err, QuotaExceeded):
+        if isinstance(err, QuotaExceeded | Unavailable):
             headers["Retry-After"] = str(err.retry_after_s)
         if isinstance(err, Unauthorized):
             headers["WWW-Authenticate"] = "Bearer"
         return problem_response(err.http_status, err.problems(), **headers)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_request: Request, err: OperationalError) -> JSONResponse:
+        # The database is unreachable or restarting: nothing was committed, so the client
+        # may send the same request again (the worker's and tdc-submit's retries do).
+        log.error("database unavailable: %s", err.orig)
+        down = Unavailable("the database is unavailable right now; send the request again")
+        return await tdc_error(_request, down)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, err: RequestValidationError) -> JSONResponse:

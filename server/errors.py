@@ -65,6 +65,15 @@ class InvalidRequest(TdcError):
     code = "invalid_request"
 
 
+class Unavailable(TdcError):
+    """The server cannot do it right now (its database or storage is down or read-only);
+    nothing was changed, and the same request may be sent again later."""
+
+    http_status = 503
+    code = "unavailable"
+    retry_after_s = 5
+
+
 class QuotaExceeded(TdcError):
     http_status = 429
     code = "quota_exceeded"

@@ -15,6 +15,7 @@ raised. Committing is an atomic rename, so a crash leaves either nothing or a wh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -26,7 +27,7 @@ from typing import IO, TYPE_CHECKING
 
 import anyio
 
-from server.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from server.errors import InvalidRequest, PayloadTooLarge, Unavailable, UnsupportedMedia
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -63,9 +64,12 @@ class Storage:
         if final.exists():
             staged.discard()
             return final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged.path, final)
-        _fsync_dir(final.parent)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged.path, final)
+            _fsync_dir(final.parent)
+        except OSError as err:  # read-only, full, gone: the caller writes no row for it
+            raise unwritable(err) from None
         staged.committed = True
         return final
 
@@ -77,6 +81,14 @@ class Storage:
                 p.unlink(missing_ok=True)
                 n += 1
         return n
+
+
+def unwritable(err: OSError) -> Unavailable:
+    log.error("storage not writable: %s", err)
+    return Unavailable(
+        f"the server cannot store uploads right now ({err.strerror or err}); nothing was "
+        "kept: send the same upload again later"
+    )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -100,7 +112,10 @@ class StagedUpload:
 
     def discard(self) -> None:
         if not self.committed:
-            self.path.unlink(missing_ok=True)
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError as err:  # e.g. storage gone read-only: `tdc-server check` finds it
+                log.warning("cannot remove %s: %s", self.path, err)
 
 
 class _Receiver:
@@ -199,9 +214,12 @@ async def receive_upload(
     try:
         await _feed(request, boundary, rx)
         await anyio.to_thread.run_sync(rx.finish)  # fsync off the event loop
-    except BaseException:
-        rx.close()
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            rx.close()
         staged.discard()
+        if isinstance(err, OSError):
+            raise unwritable(err) from None
         raise
     return staged
 

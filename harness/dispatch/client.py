@@ -48,6 +48,12 @@ def lease_lost(err: Exception) -> bool:
     return getattr(err, "status", None) in (404, 409)
 
 
+# Answers that mean "not now" (its database restarting, a proxy without a backend), not "no".
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+
+
 def lease_refused(err: Exception) -> bool:
-    """True when the server answered "no" (the lease is gone), not when it could not answer."""
-    return not isinstance(err, ServerUnreachable)
+    """True when the server answered "no" (the lease is gone), not when it could not answer
+    (unreachable, or an answer of :data:`TRANSIENT_STATUSES`)."""
+    transient = getattr(err, "status", None) in TRANSIENT_STATUSES
+    return not (isinstance(err, ServerUnreachable) or transient)

@@ -390,9 +390,9 @@ class Worker:
         try:
             _retrying(functools.partial(self.client.post_result, sub.id, sub.lease_token, result))
         except TdcError as err:
-            if lease_lost(err):
+            if lease_lost(err) or not lease_refused(err):  # gone, or the server still down:
                 log.warning("submission %d: result not accepted: %s", sub.id, err)
-                self.report.leases_lost += 1
+                self.report.leases_lost += 1  # the next claimer reuses the outcome file
                 return
             # The server refused the result itself (it does not match the submission): our
             # bug, never the participant's. Say so now rather than let the lease run out.
@@ -453,7 +453,7 @@ def _retrying(call: Callable[[], Any], *, attempts: int = 4, first_delay_s: floa
         except TdcError as err:
             if lease_refused(err) or attempt == attempts - 1:
                 raise
-            log.warning("server unreachable (%s); retrying in %.1f s", err, delay)
+            log.warning("server unavailable (%s); retrying in %.1f s", err, delay)
             time.sleep(delay)
             delay *= 2
     return None

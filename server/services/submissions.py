@@ -153,7 +153,11 @@ def _insert(
     db.add(sub)
     db.flush()
     transitions.record(db=db, sub=sub, action="submit", actor=principal.actor)
-    ctx.storage.commit(staged)
+    try:
+        ctx.storage.commit(staged)
+    except TdcError:  # storage unwritable: no row without its file
+        db.rollback()
+        raise
     db.commit()
     db.refresh(sub)
 

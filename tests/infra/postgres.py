@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class PostgresCluster:
     datadir: Path
     port: int
     as_user: str | None
+    opts: str  # the server's options (pg_ctl -o), for restart
 
     @classmethod
     def start(cls) -> PostgresCluster:
@@ -61,12 +63,13 @@ class PostgresCluster:
         if as_user:
             shutil.chown(root, as_user)
             shutil.chown(datadir, as_user)
-        cluster = cls(bindir=bindir, datadir=datadir, port=free_port(), as_user=as_user)
-        cluster._run("initdb", "-D", str(datadir), "-U", "postgres", "-A", "trust", "--no-sync")
+        port = free_port()
         opts = (
-            f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
+        cluster = cls(bindir=bindir, datadir=datadir, port=port, as_user=as_user, opts=opts)
+        cluster._run("initdb", "-D", str(datadir), "-U", "postgres", "-A", "trust", "--no-sync")
         cluster._run(
             "pg_ctl", "-D", str(datadir), "-o", opts, "-l", str(root / "log"), "-w", "start"
         )
@@ -92,6 +95,14 @@ class PostgresCluster:
             tmpl = f" TEMPLATE {template}" if template else ""
             conn.execute(f'CREATE DATABASE "{name}"{tmpl}')  # type: ignore[arg-type]
         return self.url(name)
+
+    def restart(self, *, down_s: float = 0.0) -> None:
+        """Stop at once (open connections die mid-query), stay down ``down_s``, start again
+        on the same port with the same options."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+        time.sleep(down_s)
+        log = str(self.datadir.parent / "log")
+        self._run("pg_ctl", "-D", str(self.datadir), "-o", self.opts, "-l", log, "-w", "start")
 
     def stop(self) -> None:
         try:

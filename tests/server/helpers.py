@@ -187,3 +187,13 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, target: str) -> list[tuple[Any,
 
     monkeypatch.setattr(target, counting)
     return calls
+
+
+def assert_consistent(engine: Engine, storage_dir: Path, *, grace_s: float = 3600) -> None:
+    """What ``tdc-server check`` says after a fault: nothing (``grace_s`` as its --grace-s)."""
+    from server.services.integrity import check_integrity
+    from server.storage import Storage
+
+    with Session(engine) as db:
+        report = check_integrity(db=db, storage=Storage(storage_dir), grace_s=grace_s)
+    assert report.ok, "\n".join(map(str, report.findings))

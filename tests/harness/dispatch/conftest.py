@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from harness.settings import default_configs_dir
 from submissions.client import TdcClient
 from submissions.schemas import SubmissionDetail, SubmissionPublic
 from submissions.subset_file import write_subset_file
+from tests.server.helpers import assert_consistent
 
 
 @pytest.fixture(scope="session")
@@ -63,34 +65,49 @@ class LiveServer:
     def events(self, submission_id: int) -> list[str]:
         return [e.action for e in self.detail(submission_id).events]
 
+    def assert_consistent(self) -> None:
+        """``tdc-server check`` on this server's database and storage finds nothing."""
+        assert_consistent(self.engine, self.tmp / "storage")
+
 
 @pytest.fixture
 def live_server(
     tmp_path: Path, dispatch_configs: Path, tiny_dataset: Dataset
 ) -> Iterator[LiveServer]:
+    with serve(tmp_path, dispatch_configs, tiny_dataset) as server:
+        yield server
+
+
+@contextmanager
+def serve(
+    tmp_path: Path, configs: Path, ds: Dataset, *, database_url: str | None = None
+) -> Iterator[LiveServer]:
+    """The app on a loopback uvicorn thread: a new SQLite file, or ``database_url`` (empty,
+    migrated here), with teams alpha, beta (participants) and ops (organizer)."""
     import uvicorn
     from sqlmodel import Session
 
     from server.app import create_app
-    from server.db import create_schema, make_engine
+    from server.db import make_engine, migrate
     from server.services.auth import create_team, issue_token
     from server.settings import Settings
 
     port = _free_port()
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
-        database_url=f"sqlite:///{tmp_path / 'tdc.db'}",
+        database_url=database_url or f"sqlite:///{tmp_path / 'tdc.db'}",
         storage_dir=tmp_path / "storage",
-        data_root=tiny_dataset.dir.root.parent,
-        configs_dir=dispatch_configs,
+        data_root=ds.dir.root.parent,
+        configs_dir=configs,
         runs_dir=tmp_path / "server-runs",
         base_url=f"http://127.0.0.1:{port}",
         quota_per_day=1000,
         retry_backoff_s=0,
         max_attempts=3,
+        board_rank_process=False,
     )
     engine = make_engine(settings.database_url)
-    create_schema(engine)
+    migrate(engine)
     tokens: dict[str, str] = {}
     with Session(engine) as db:
         teams = (("alpha", "participant"), ("beta", "participant"), ("ops", "organizer"))

@@ -1,7 +1,8 @@
 """evaluate-pending end to end: the real server on loopback, the real runner and linear probe on
 the tiny dataset, real submitit jobs on the session's single-node SLURM. Fault tests included:
 scancel of a running job, kill -9 of the worker, a subset that makes evaluation raise, and
-two workers started at once.
+two workers started at once; after each, the integrity check (``tdc-server check``) finds
+nothing wrong.
 
 Jobs that must still be running when the test acts wait in their batch script for a ``go``
 file (the executor's ``setup`` lines), so nothing depends on timing.
@@ -29,7 +30,7 @@ from harness.dispatch.executors import ExecutorSpec
 from harness.dispatch.worker import Worker, WorkerOptions, WorkerReport
 from harness.settings import default_configs_dir
 from submissions.schemas import State
-from tests.harness.dispatch.conftest import LiveServer
+from tests.harness.dispatch.conftest import LiveServer, serve
 from tests.infra.slurm_cluster import SlurmCluster
 
 REPO = default_configs_dir().parent
@@ -164,6 +165,7 @@ def test_evaluation_error_is_failed_user(
     detail = live_server.detail(sub.id)
     assert report.failed_user == 1 and detail.state == State.failed_user
     assert detail.error and "3 of 30 UIDs are not in the dataset" in detail.error  # says why
+    live_server.assert_consistent()  # and `tdc-server check` finds nothing wrong
 
 
 @pytest.mark.slurm
@@ -191,6 +193,7 @@ def test_scancel_is_infra_then_retried_and_scored(
     infra = next(e for e in detail.events if e.action == "retry_infra")
     assert infra.reason and "cancelled" in infra.reason
     assert plan.launch_count(key_dir(tmp_path, live_server, sub.id)) == 2
+    live_server.assert_consistent()  # and `tdc-server check` finds nothing wrong
 
 
 @pytest.mark.slurm
@@ -238,6 +241,7 @@ def test_kill9_worker_mid_job_scored_once(
     assert live_server.events(sub.id).count("score") == 1
     assert detail.manifest and detail.manifest.job_id == job_id  # the first job's result
     assert plan.launch_count(key_dir(tmp_path, live_server, sub.id)) == 1  # trained once
+    live_server.assert_consistent()  # and `tdc-server check` finds nothing wrong
 
 
 @pytest.mark.slurm
@@ -267,6 +271,7 @@ def test_two_workers_never_train_the_same_work_twice(
     assert all(live_server.events(s.id).count("claim") == 1 for s in subs)
     keys = {key_dir(tmp_path, live_server, s.id) for s in subs}
     assert len(keys) == 3 and all(plan.launch_count(k) == 1 for k in keys)
+    live_server.assert_consistent()  # and `tdc-server check` finds nothing wrong
 
 
 @pytest.mark.slurm
@@ -290,3 +295,51 @@ def test_a_job_slurm_never_starts_is_cancelled_with_its_reason(
     told = [e.reason for e in detail.events if e.action == "job_state"]
     assert told == ["pending (BeginTime)"], "the timeline said why it waited"
     wait_for(lambda: "PENDING" not in slurm.squeue(), 30, "the cancelled job to leave")
+    live_server.assert_consistent()  # and `tdc-server check` finds nothing wrong
+
+
+@pytest.mark.postgres
+def test_postgres_restarted_while_a_worker_posts_its_result(
+    tiny_dataset: Dataset, dispatch_configs: Path, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The database goes down as the worker posts: the server answers 503 (nothing half
+    written), the worker retries, the result is recorded once, and the check is clean."""
+    from tests.infra.postgres import PostgresCluster
+
+    cluster = PostgresCluster.start()  # its own: this test stops it
+    try:
+        url = cluster.create_database("restarted")
+        with serve(tmp_path, dispatch_configs, tiny_dataset, database_url=url) as live:
+            sub = live.submit(pool_uids(tiny_dataset, range(0, 30)))
+            spec = ExecutorSpec(cluster="local", log_dir=tmp_path / "logs", timeout_min=5)
+            restart = threading.Thread(target=cluster.restart, kwargs={"down_s": 1.0})
+            with live.client() as client:
+                post = client.post_result
+
+                def post_during_restart(*args: Any, **kw: Any) -> Any:
+                    if not restart.is_alive() and restart.ident is None:
+                        restart.start()
+                        wait_for(lambda: not _accepts(cluster.port), 30, "the database down")
+                    return post(*args, **kw)
+
+                client.post_result = post_during_restart  # type: ignore[method-assign]
+                opts = options(tmp_path, spec, dispatch_configs, tiny_dataset)
+                report = Worker(client=client, options=opts).run()
+            restart.join(60)
+            assert "database is unavailable right now; send the request again); retrying" in (
+                caplog.text
+            )  # the post did meet the outage
+            assert report.scored == 1 and live.detail(sub.id).state == State.scored
+            assert live.events(sub.id).count("score") == 1
+            live.assert_consistent()
+    finally:
+        cluster.stop()
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
