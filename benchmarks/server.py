@@ -1,5 +1,5 @@
 """Server performance on loopback (bounded): boards under 50 concurrent clients on SQLite and
-PostgreSQL, and the memory cost of a 100 MB upload.
+PostgreSQL, and the memory cost of 100 MB and 1 GiB uploads (really validated).
 
     .venv/bin/python -m benchmarks.server                        # both databases, 10k entries
     .venv/bin/python -m benchmarks.server --db sqlite --submissions 2000 --requests 300
@@ -25,8 +25,16 @@ after ``--urls`` distinct board URLs (each a different ``version``, so a differe
 build and keep) sent with an 8 KiB ``Accept`` header; target: growth < 50 MB.
 
 ``--python-client`` adds the old measurement: asyncio httpx clients in this process (they share
-the cores with the server, so their numbers are client-bound). Upload: a 100 MB file streamed
-to a server whose RSS is sampled every 5 ms; target: RSS grows by < 50 MB.
+the cores with the server, so their numbers are client-bound).
+
+Uploads (``--upload-mb 100,1024``; ``--db none`` for these alone): files of S16 demo UIDs (the
+pool over and over, one in eight unknown, some of those twice), each uploaded to a fresh
+server with the demo prepared, after a small warm-up upload; the server's peak RSS (VmHWM,
+reset just before) minus its RSS before. The upload must be validated (HTTP 201 or 422, else
+the benchmark fails: a 404 ``data_not_found`` answered before the body is read measures
+nothing). Printed next to the same upload to a server with the previous validator (the whole
+array resolved at once, ``--no-before`` skips it; ~4.5 GB for 1 GiB), with the ratio; target:
+growth < 50 MB for 100 MB, < 100 MB for 1 GiB (issue 17, finding 10).
 
 Reusable: ``prepare_database(url, workdir, n)`` seeds a database and returns the server
 environment; ``drive(url, clients=..., requests=...)`` returns per-request latencies (ms).
@@ -41,14 +49,20 @@ import random
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
+
+from server.live import LiveServer
 
 TARGETS_MS = {"/api/leaderboard/demo?fraction=0.1": 50.0, "/datasets/demo?fraction=0.1": 100.0}
 FLOOR = "/api/info"
@@ -124,8 +138,6 @@ CASES = (("static, 1 process", 1, False), ("one change per second, 1 process", 1
 
 
 def bench_database(label: str, url: str, workdir: Path, args: argparse.Namespace) -> None:
-    from server.live import LiveServer
-
     t = time.perf_counter()
     env = prepare_database(url, workdir, args.submissions)
     print(f"{label}: seeded {args.submissions} submissions in {time.perf_counter() - t:.1f} s")
@@ -250,70 +262,194 @@ def wrk_line(
             f"p99 {p99:6.1f} ms  {rps:6.0f} req/s  errors {errors}  {verdict}")  # fmt: skip
 
 
-def _rss_sampler(pid: int, stop: threading.Event, out: list[int]) -> None:
-    import psutil
-
-    proc = psutil.Process(pid)
-    while not stop.is_set():
-        out.append(proc.memory_info().rss)
-        time.sleep(0.005)
+# --- uploads: the server's memory while it receives and validates a large file --------------
 
 
-def bench_upload(workdir: Path, mb: int) -> None:
-    """RSS growth of the server while it receives an ``mb`` MB subset file."""
-    import numpy as np
+def write_upload(path: Path, pool: np.ndarray, mb: int, *, every: int = 8) -> int:
+    """``mb`` MiB of S16 UIDs: the pool over and over, every ``every``-th an unknown UID
+    (600k distinct: some named twice). Written by blocks; returns the number of UIDs."""
+    n = (mb << 20) // 16
+    out = np.lib.format.open_memmap(path, mode="w+", dtype="S16", shape=(n,))
+    block = 1 << 22
+    for start in range(0, n, block):
+        pos = np.arange(start, min(n, start + block))
+        uids = pool[pos % len(pool)]
+        odd = pos[pos % every == 0]
+        uids[pos % every == 0] = np.char.add(b"zz", (odd // every % 600_000).astype("S14"))
+        out[start : start + len(pos)] = uids
+    out.flush()
+    del out
+    return n
+
+
+def previous_validator(
+    path: Path, *, ds: Any, fraction: float, task: str | None, max_bytes: int
+) -> Any:
+    """The upload validator before issue 17 (finding 10): the whole array resolved at once
+    (``check_subset`` on the file's mapping), for the "before" figure. (Its content scan now
+    reads the file too, but resolving the array still walks all of the mapping.)"""
+    from harness.validation import validate_subset
+    from submissions.errors import ValidationFailed
+    from submissions.subset_file import read_subset_file
+
+    subset = read_subset_file(path, max_bytes=max_bytes)
+    report = validate_subset(subset, ds=ds, fraction=fraction, task=task)
+    if not report.ok:
+        raise ValidationFailed(report.problems)
+    return report
+
+
+def serve_previous() -> None:
+    """``python -m benchmarks.server _serve-previous``: the server of ``TDC_*`` (migrated)
+    with ``previous_validator`` as its upload validator."""
+    import uvicorn
+
+    from server.app import create_app
+    from server.context import ServerContext
+    from server.settings import Settings
+
+    settings = Settings()
+    ctx = ServerContext.from_settings(settings)
+    ctx.validator = previous_validator
+    app = create_app(settings, ctx=ctx)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+
+
+class PreviousServer(LiveServer):
+    """A live server whose uploads go through ``previous_validator``."""
+
+    def _spawn(self, timeout_s: float) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.server", "_serve-previous"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(self.url + "/api/info", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop(kill=True)
+        raise RuntimeError(f"previous-validator server did not start: {self.tail()}")
+
+
+def _status_mb(pid: int, key: str) -> float:
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith(key + ":"):
+            return int(row.split()[1]) / 1024
+    raise RuntimeError(f"no {key} for process {pid}")
+
+
+@dataclass(frozen=True)
+class Upload:
+    status: int
+    problems: list[dict[str, Any]]
+    grow_mb: float  # peak RSS (VmHWM, reset before the upload) minus RSS before it
+    wall_s: float
+
+
+def upload_once(server: LiveServer, token: str, path: Path, warm: Path) -> Upload:
+    """Upload ``warm`` (a small valid file), then measure ``path``'s upload. A status other
+    than 201 or 422 means the file was not validated (e.g. 404 data_not_found): an error."""
+    auth = {"Authorization": f"Bearer {token}"}
+    form = {"dataset": "demo", "fraction": "0.1"}
+    with warm.open("rb") as f:  # imports, caches and the index: before the measurement
+        r = httpx.post(server.url + "/api/submissions", headers=auth, data=form,
+                       files={"file": ("warm.npy", f)}, timeout=60)  # fmt: skip
+    if r.status_code != 201:
+        raise SystemExit(f"warm-up upload answered {r.status_code}: {r.text[:500]}")
+    Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # the peak (VmHWM) restarts here
+    base = _status_mb(server.pid, "VmRSS")
+    t = time.perf_counter()
+    with path.open("rb") as f:
+        r = httpx.post(server.url + "/api/submissions", headers=auth, data=form,
+                       files={"file": ("big.npy", f)}, timeout=1800)  # fmt: skip
+    wall = time.perf_counter() - t
+    if r.status_code not in (201, 422):
+        raise SystemExit(f"upload of {path.name} answered {r.status_code}, not validated: "
+                         f"{r.text[:500]}")  # fmt: skip
+    problems = r.json().get("problems", [])
+    return Upload(r.status_code, problems, _status_mb(server.pid, "VmHWM") - base, wall)
+
+
+def bench_upload(workdir: Path, sizes_mb: list[int], *, before: bool) -> None:
+    """Peak server RSS growth while it receives and validates S16 files of ``sizes_mb`` MiB,
+    ours against the previous validator (each upload on a fresh server)."""
     from sqlmodel import Session
 
-    from server.db import make_engine, migrate
-    from server.live import LiveServer
+    from harness.datasets.preparers import prepare_dataset
+    from harness.settings import HarnessSettings
+    from harness.specs import load_benchmark
+    from server.db import make_engine
     from server.services.auth import create_team, issue_token
 
+    settings = HarnessSettings(data_root=workdir / "data")
+    ds = prepare_dataset(spec=load_benchmark(settings.configs_dir).dataset("demo"),
+                         settings=settings)  # fmt: skip
+    ds.uid_index()
     url = f"sqlite:///{workdir / 'upload.db'}"
     env = prepare_database(url, workdir, 0)
-    env["TDC_MAX_UPLOAD_BYTES"] = str((mb + 10) << 20)
+    env["TDC_MAX_UPLOAD_BYTES"] = str((max(sizes_mb) + 10) << 20)
+    env["TDC_QUOTA_PER_DAY"] = "1000"
     engine = make_engine(url)
-    migrate(engine)
     with Session(engine) as db:
         token, _ = issue_token(db=db, team=create_team(db=db, name="big"), scope="participant")
     engine.dispose()
-    # A valid .npy of float64: streamed whole to the staging file, then refused (by dtype, or
-    # earlier when the benchmark's data root has no prepared demo: the file is staged anyway).
-    path = workdir / "big.npy"
-    np.save(path, np.zeros((mb << 20) // 8, dtype=np.float64))
-    with LiveServer.start(env=env, log_path=workdir / "upload.log") as srv, path.open("rb") as f:
-        for _ in range(3):
-            httpx.get(srv.url + "/api/datasets")
-        samples: list[int] = []
-        stop = threading.Event()
-        sampler = threading.Thread(target=_rss_sampler, args=(srv.pid, stop, samples))
-        sampler.start()
-        time.sleep(0.2)
-        t = time.perf_counter()
-        r = httpx.post(srv.url + "/api/submissions", headers={"Authorization": f"Bearer {token}"},
-                       data={"dataset": "demo", "fraction": "0.1"},
-                       files={"file": ("big.npy", f)}, timeout=600)  # fmt: skip
-        wall = time.perf_counter() - t
-        time.sleep(0.2)
-        stop.set()
-        sampler.join()
-    base, peak = samples[0] / 2**20, max(samples) / 2**20
-    grow = peak - base
-    print(f"upload of {path.stat().st_size / 2**20:.0f} MB: HTTP {r.status_code} "
-          f"({r.json()['problems'][0]['code']}) in {wall:.1f} s; server RSS {base:.0f} -> "
-          f"{peak:.0f} MB: +{grow:.1f} MB (target < 50 MB: {'ok' if grow < 50 else 'OVER'}; "
-          f"{grow / 50:.2f} of it)")  # fmt: skip
+    pool = ds.uids("train").astype("S16")
+    warm = workdir / "warm.npy"
+    print(f"uploads to demo (pool {len(pool):,}, budget {len(pool) // 10}): S16 UIDs, one in 8 "
+          "unknown; peak server RSS growth (VmHWM), each upload on a fresh server")  # fmt: skip
+    kinds: tuple[tuple[str, type[LiveServer]], ...] = (("ours", LiveServer),)
+    if before:
+        kinds += (("before", PreviousServer),)
+    warm_sets = iter(range(0, len(pool), 10))  # each warm-up a new subset: answered 201
+    for mb in sizes_mb:
+        path = workdir / f"upload-{mb}.npy"
+        n = write_upload(path, pool, mb)
+        runs = {}
+        for name, kind in kinds:
+            with kind.start(env=env, log_path=workdir / f"upload-{name}.log") as srv:
+                k = next(warm_sets)
+                np.save(warm, pool[k : k + 10])
+                runs[name] = upload_once(srv, token, path, warm)
+        print(_upload_line(mb, n, runs))
+        path.unlink()
+
+
+def _upload_line(mb: int, n: int, runs: dict[str, Upload]) -> str:
+    ours = runs["ours"]
+    target = 50 if mb <= 100 else 100
+    codes = ",".join(p["code"] for p in ours.problems)
+    line = (f"  {mb:>5} MiB ({n:,} UIDs): HTTP {ours.status} {codes}; "
+            f"ours +{ours.grow_mb:.1f} MB in {ours.wall_s:.1f} s")  # fmt: skip
+    if "before" in runs:
+        old = runs["before"]
+        if (old.status, old.problems) != (ours.status, ours.problems):  # counts, samples too
+            raise SystemExit(f"the previous validator answered otherwise: {old.problems}")
+        line += (f" vs before +{old.grow_mb:.1f} MB in {old.wall_s:.1f} s "
+                 f"(ratio {ours.grow_mb / old.grow_mb:.3f})")  # fmt: skip
+    verdict = "ok" if ours.grow_mb < target else "OVER"
+    return f"{line}; target < {target} MB: {verdict}"
 
 
 def main() -> None:
+    if sys.argv[1:] == ["_serve-previous"]:
+        serve_previous()
+        return
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    ap.add_argument("--db", choices=("sqlite", "postgres", "both", "none"), default="both")
     ap.add_argument("--submissions", type=int, default=10_000)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--requests", type=int, default=1000, help="per path, --python-client")
     ap.add_argument("--python-client", action="store_true")
     ap.add_argument("--urls", type=int, default=10_000, help="distinct URLs for the RSS figure")
-    ap.add_argument("--upload-mb", type=int, default=100)
+    ap.add_argument("--upload-mb", default="100,1024",
+                    help="upload sizes in MiB, comma-separated ('' skips them)")  # fmt: skip
+    ap.add_argument("--no-before", action="store_true",
+                    help="skip the previous validator's upload figures")  # fmt: skip
     ap.add_argument("--wrk-seconds", type=int, default=10, help="0 disables the wrk run")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
@@ -335,9 +471,10 @@ def main() -> None:
                     bench_database("PostgreSQL 15 (127.0.0.1)", url, work / "p", args)
                 finally:
                     cluster.stop()
-        if args.upload_mb:
+        sizes = [int(mb) for mb in args.upload_mb.split(",") if mb.strip() and int(mb) > 0]
+        if sizes:
             (work / "u").mkdir()
-            bench_upload(work / "u", args.upload_mb)
+            bench_upload(work / "u", sizes, before=not args.no_before)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

@@ -11,8 +11,11 @@ sorted pool row ids as little-endian int64) is the subset's identity::
     report.pool_rows                      # sorted int64 pool rows (not in the JSON)
     report = load_and_validate(path, ds=ds, fraction=0.1, task="test1")   # ValidationFailed
 
-:func:`check_subset` is the pure core (spec + index, no dataset on disk), for the benchmark
-and for callers that hold an index already. No torch is imported here.
+:func:`check_subset` is the pure core (spec + index, no dataset on disk), for subsets in
+memory, the benchmark and callers that hold an index already. Files (``validate_file``,
+``load_and_validate``: the server's uploads, the runner, ``tdc-harness validate``) go through
+``harness.validation_stream.check_file``: the same report, read in chunks in bounded memory.
+No torch is imported here.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from harness.datasets.uid_index import Resolution, UidIndex
 
 SAMPLE = 10
+FIRST = SAMPLE * 10  # samples are the distinct UIDs among the first FIRST entries found
 _HASH_BLOCK = 1 << 20
 # Above this many unknown UIDs, repeats among them are not searched (the file is invalid
 # anyway, and the search would materialise every unknown UID as text).
@@ -119,13 +123,26 @@ def validate_file(
     fraction: float,
     task: str | None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    keep_rows: bool = True,
 ) -> ValidationReport:
-    """Read and validate; a file that breaks the contract is a report with that problem."""
+    """Read and validate in bounded memory (``harness.validation_stream``); a file that
+    breaks the contract is a report with that problem. ``keep_rows=False``: no
+    ``pool_rows`` (their 8 bytes a UID), only the sha256."""
+    from harness.validation_stream import check_file  # it builds on this module
+
     try:
         subset = read_subset_file(path, max_bytes=max_bytes)
+        return check_file(
+            subset,
+            spec=ds.spec,
+            index=ds.uid_index(),
+            fraction=fraction,
+            task=task,
+            labels=pool_labels(ds),
+            keep_rows=keep_rows,
+        )
     except SubsetFileError as err:
         return _unreadable(err, spec=ds.spec, pool_size=ds.pool_size, fraction=fraction, task=task)
-    return validate_subset(subset, ds=ds, fraction=fraction, task=task)
 
 
 def load_and_validate(
@@ -135,9 +152,12 @@ def load_and_validate(
     fraction: float,
     task: str | None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    keep_rows: bool = True,
 ) -> ValidationReport:
     """The report of a valid subset, else ``ValidationFailed`` carrying every problem."""
-    report = validate_file(path, ds=ds, fraction=fraction, task=task, max_bytes=max_bytes)
+    report = validate_file(
+        path, ds=ds, fraction=fraction, task=task, max_bytes=max_bytes, keep_rows=keep_rows
+    )
     if not report.ok:
         raise ValidationFailed(report.problems)
     return report
@@ -164,7 +184,7 @@ def check_subset(
 ) -> ValidationReport:
     """Every rule on ``subset`` against ``index`` (built from the splits of ``spec``)."""
     pool_size = index.sizes[index.split_code(spec.pool)]
-    budget, problems = _request_problems(spec, pool_size=pool_size, fraction=fraction, task=task)
+    budget, problems = request_problems(spec, pool_size=pool_size, fraction=fraction, task=task)
     res = index.resolve(subset.raw, subset.kind)
     pool_code = index.split_code(spec.pool)
     pool_rows = res.rows[res.codes == pool_code]
@@ -172,7 +192,7 @@ def check_subset(
     problems += _unknown(subset, res)
     problems += _repeats(subset, res, pool_code, pool_rows)
     problems += _leaks(subset, res, spec=spec, index=index)
-    problems += _size(len(subset), budget, fraction, pool_size)
+    problems += size_problems(len(subset), budget, fraction, pool_size)
     distinct_pool = len(pool_rows) == len(subset) and not _has_repeats(pool_rows)
     return ValidationReport(
         ok=not problems,
@@ -207,7 +227,7 @@ def subset_sha256(pool_rows: npt.NDArray[np.int64]) -> str:
 def _unreadable(
     err: SubsetFileError, *, spec: DatasetSpec, pool_size: int, fraction: float, task: str | None
 ) -> ValidationReport:
-    budget, problems = _request_problems(spec, pool_size=pool_size, fraction=fraction, task=task)
+    budget, problems = request_problems(spec, pool_size=pool_size, fraction=fraction, task=task)
     problems.insert(0, Problem(code=err.code, message=f"subset file rejected: {err}"))
     return ValidationReport(
         ok=False,
@@ -222,7 +242,7 @@ def _unreadable(
     )
 
 
-def _request_problems(
+def request_problems(
     spec: DatasetSpec, *, pool_size: int, fraction: float, task: str | None
 ) -> tuple[int | None, list[Problem]]:
     """The budget (None for a fraction the dataset does not allow) and the request's problems."""
@@ -257,17 +277,53 @@ def _unknown(subset: SubsetFile, res: Resolution) -> list[Problem]:
     if not count:
         return []
     pos = _positions(res, mask)
+    return [unknown_problem(subset, count, int(pos[0]), _distinct(subset, pos))]
+
+
+# --- the problems, from what was found (shared with harness.validation_stream) -------------
+
+
+def unknown_problem(subset: SubsetFile, count: int, first: int, sample: list[str]) -> Problem:
+    """``count`` UIDs of ``subset`` are in no split; the first at file position ``first``."""
+    return Problem(
+        code="unknown_uid",
+        message=f"{count:,} of {len(subset):,} UIDs {'is' if count == 1 else 'are'} not in "
+        f"the dataset (first at file "
+        f"position {first}); submit only UIDs from the pool's uid column" + _unknown_hint(subset),
+        sample=sample,
+        count=count,
+    )
+
+
+def duplicate_problem(extra: int, sample: list[str]) -> list[Problem]:
+    """``extra`` entries repeat a UID named before (none: no problem)."""
+    if not extra:
+        return []
     return [
         Problem(
-            code="unknown_uid",
-            message=f"{count:,} of {len(subset):,} UIDs {'is' if count == 1 else 'are'} not in "
-            f"the dataset (first at file "
-            f"position {int(pos[0])}); submit only UIDs from the pool's uid column"
-            + _unknown_hint(subset),
-            sample=_distinct(subset, pos),
-            count=count,
+            code="duplicate_uid",
+            message=f"{_n(extra, 'entry', 'entries')} repeat a UID named before: a subset is "
+            "a set; keep each UID once (e.g. np.unique) and fill the budget with other UIDs",
+            sample=sample,
+            count=extra,
         )
     ]
+
+
+def leak_problem(task: str, role: str, split: str, count: int, sample: list[str]) -> Problem:
+    """``count`` UIDs of the ``role`` (query or test) split ``split`` of ``task``."""
+    return Problem(
+        code=f"{role}_leak",
+        message=f"{_n(count, 'UID')} from the {role} split {split!r} of task "
+        f"{task}: {role} examples may never be trained on; remove them",
+        sample=sample,
+        count=count,
+    )
+
+
+def distinct_sample(uids: list[str]) -> list[str]:
+    """The first SAMPLE distinct UIDs of ``uids`` (the first SAMPLE x 10 entries found)."""
+    return list(dict.fromkeys(uids))[:SAMPLE]
 
 
 def _n(count: int, noun: str, plural: str | None = None) -> str:
@@ -276,7 +332,7 @@ def _n(count: int, noun: str, plural: str | None = None) -> str:
 
 def _distinct(subset: SubsetFile, pos: npt.NDArray[np.int64]) -> list[str]:
     """Up to SAMPLE distinct UIDs among the first entries at ``pos``."""
-    return list(dict.fromkeys(subset.uid_strings(pos[: SAMPLE * 10])))[:SAMPLE]
+    return distinct_sample(subset.uid_strings(pos[:FIRST]))
 
 
 def _unknown_hint(subset: SubsetFile) -> str:
@@ -313,17 +369,7 @@ def _repeats(
             uids = _distinct(subset, _positions(res, mask & np.isin(res.rows, again[:SAMPLE])))
         extra += more
         sample += uids[: SAMPLE - len(sample)]
-    if not extra:
-        return []
-    return [
-        Problem(
-            code="duplicate_uid",
-            message=f"{_n(extra, 'entry', 'entries')} repeat a UID named before: a subset is "
-            "a set; keep each UID once (e.g. np.unique) and fill the budget with other UIDs",
-            sample=sample,
-            count=extra,
-        )
-    ]
+    return duplicate_problem(extra, sample)
 
 
 def _unknown_repeats(subset: SubsetFile, pos: npt.NDArray[np.int64]) -> tuple[int, list[str]]:
@@ -346,20 +392,12 @@ def _leaks(
             mask = res.codes == index.split_code(split)
             count = int(np.count_nonzero(mask))
             if count:
-                pos = _positions(res, mask)
-                problems.append(
-                    Problem(
-                        code=f"{role}_leak",
-                        message=f"{_n(count, 'UID')} from the {role} split {split!r} of task "
-                        f"{t.name}: {role} examples may never be trained on; remove them",
-                        sample=_distinct(subset, pos),
-                        count=count,
-                    )
-                )
+                sample = _distinct(subset, _positions(res, mask))
+                problems.append(leak_problem(t.name, role, split, count, sample))
     return problems
 
 
-def _size(size: int, budget: int | None, fraction: float, pool_size: int) -> list[Problem]:
+def size_problems(size: int, budget: int | None, fraction: float, pool_size: int) -> list[Problem]:
     if size < 1:
         return [Problem(code="empty_subset", message="the subset names no UID", count=0)]
     if budget is not None and size > budget:

@@ -3,9 +3,11 @@
     ctx = ServerContext.from_settings(settings)      # one per app (create_app makes it)
     ctx.validator(path, ds=ctx.catalog.dataset("demo"), fraction=0.1, task=None)
 
-The validator defaults to ``harness.validation.load_and_validate`` (imported on first use);
-it returns a report with ``.sha256`` (the subset's canonical identity) and ``.size`` (UIDs),
-or raises ``ValidationFailed`` listing every problem.
+The validator defaults to ``harness.validation.load_and_validate`` (imported on first use):
+it reads the file in chunks, so an upload's validation holds a few MB whatever its size (a
+1 GiB upload grows the process by < 100 MB; harness.validation_stream), and returns a report
+with ``.sha256`` (the subset's canonical identity) and ``.size`` (UIDs), or raises
+``ValidationFailed`` listing every problem.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ def default_validator(
 ) -> ValidationReport:
     from harness.validation import load_and_validate
 
-    report: Any = load_and_validate(path, ds=ds, fraction=fraction, task=task, max_bytes=max_bytes)
+    report: Any = load_and_validate(
+        path, ds=ds, fraction=fraction, task=task, max_bytes=max_bytes, keep_rows=False
+    )
     return report  # type: ignore[no-any-return]
 
 

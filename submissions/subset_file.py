@@ -33,7 +33,7 @@ import ast
 import os
 import struct
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -51,7 +51,7 @@ DEFAULT_MAX_BYTES = 1 << 30  # the server's default upload cap (TDC_MAX_UPLOAD_B
 MAX_HEADER_BYTES = 10_000  # numpy's own limit for untrusted headers
 MAGIC = b"\x93NUMPY"
 _VERSIONS = {(1, 0): ("<H", "latin1"), (2, 0): ("<I", "latin1"), (3, 0): ("<I", "utf8")}
-_SCAN_BYTES = 8 << 20  # content scans walk a mapped file in blocks of this many bytes
+_SCAN_BYTES = 2 << 20  # content scans read a file in blocks of this many bytes
 _MAX_CODE_POINT = 0x10FFFF
 
 ERROR_CODES: dict[str, str] = {
@@ -95,12 +95,16 @@ def _fail(code: str, detail: str) -> SubsetFileError:
 
 @dataclass(frozen=True, eq=False)
 class SubsetFile:
-    """A read subset: the stored 1-D array (memory-mapped for files), its kind and size."""
+    """A read subset: the stored 1-D array (memory-mapped for files), its kind and size.
+
+    ``offset`` is where the array's data starts in ``path`` (files only).
+    """
 
     raw: np.ndarray
     kind: Kind
     nbytes: int
     path: Path | None = None
+    offset: int = 0
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -120,9 +124,26 @@ class SubsetFile:
         return [str(u) for u in canonical_strings(picked, self.kind)]
 
     def chunks(self, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-        """``(start, raw[start:start+rows])`` blocks, to bound memory on large files."""
-        for start in range(0, len(self.raw), rows):
-            yield start, self.raw[start : start + rows]
+        """``(start, raw[start:start+rows])`` blocks, to bound memory on large files.
+
+        A file's blocks are read into fresh arrays rather than sliced from the mapping:
+        pages of a mapping stay in the process's resident memory once touched, so walking
+        a 1 GB mapping would grow it by 1 GB; reads leave the data in the page cache only.
+        """
+        n = len(self.raw)
+        if self.path is None:
+            for start in range(0, n, rows):
+                yield start, self.raw[start : start + rows]
+            return
+        dtype, size = self.raw.dtype, self.raw.dtype.itemsize
+        with self.path.open("rb") as f:
+            for start in range(0, n, rows):
+                count = min(rows, n - start)
+                f.seek(self.offset + start * size)
+                block = np.fromfile(f, dtype=dtype, count=count)
+                if len(block) != count:
+                    raise _fail("truncated", f"{self.path} changed while it was read")
+                yield start, block
 
 
 def as_uid_array(
@@ -138,7 +159,7 @@ def as_uid_array(
         arr = np.asarray([str(u) for u in arr.ravel()], dtype=np.str_).reshape(arr.shape)
     kind = _kind(arr.dtype, arr.shape)
     if strict or kind == "bytes":
-        _SCANS.get(kind, _no_scan)(arr)
+        _SCANS.get(kind, _no_scan)(_blocks(arr))
     return arr, kind
 
 
@@ -201,7 +222,7 @@ def read_subset_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Subse
         raise SubsetFileError("unreadable", f"cannot read {path}: {err.strerror}") from None
     hdr = _parse(head, total)
     raw = np.memmap(path, dtype=hdr.dtype, mode="r", offset=hdr.offset, shape=(hdr.count,))
-    return _checked(raw, hdr, total, path)
+    return _checked(SubsetFile(raw=raw, kind=hdr.kind, nbytes=total, path=path, offset=hdr.offset))
 
 
 def read_subset_bytes(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> SubsetFile:
@@ -210,7 +231,7 @@ def read_subset_bytes(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Sub
     _check_total(total, max_bytes)
     hdr = _parse(bytes(data[: 12 + MAX_HEADER_BYTES]), total)
     raw = np.frombuffer(data, dtype=hdr.dtype, count=hdr.count, offset=hdr.offset)
-    return _checked(raw, hdr, total, None)
+    return _checked(SubsetFile(raw=raw, kind=hdr.kind, nbytes=total))
 
 
 def _check_total(total: int, max_bytes: int) -> None:
@@ -220,9 +241,10 @@ def _check_total(total: int, max_bytes: int) -> None:
         raise _fail("too_large", f"{total:,} bytes > the cap of {max_bytes:,} bytes")
 
 
-def _checked(raw: np.ndarray, hdr: _Header, total: int, path: Path | None) -> SubsetFile:
-    _SCANS.get(hdr.kind, _no_scan)(raw)
-    return SubsetFile(raw=raw, kind=hdr.kind, nbytes=total, path=path)
+def _checked(sub: SubsetFile) -> SubsetFile:
+    rows = max(1, _SCAN_BYTES // max(sub.raw.dtype.itemsize, 1))
+    _SCANS.get(sub.kind, _no_scan)(block for _, block in sub.chunks(rows))
+    return sub
 
 
 def _parse(head: bytes, total: int) -> _Header:
@@ -340,12 +362,12 @@ def _blocks(raw: np.ndarray) -> Iterator[np.ndarray]:
         yield raw[start : start + rows]
 
 
-def _scan_str(raw: np.ndarray) -> None:
-    width = raw.dtype.itemsize // 4
-    if width == 0:
-        raise _fail("empty_uid", "the dtype holds zero characters")
-    for block in _blocks(raw):
-        cps = np.ascontiguousarray(block, dtype=raw.dtype.newbyteorder("<")).view(np.uint32)
+def _scan_str(blocks: Iterable[np.ndarray]) -> None:
+    for block in blocks:
+        width = block.dtype.itemsize // 4
+        if width == 0:
+            raise _fail("empty_uid", "the dtype holds zero characters")
+        cps = np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<")).view(np.uint32)
         cps = cps.reshape(len(block), width)
         if not bool(np.all(cps[:, 0])):
             raise _fail("empty_uid", "every UID must be a non-empty string")
@@ -356,11 +378,11 @@ def _scan_str(raw: np.ndarray) -> None:
             raise _fail("bad_code_point", "save the UIDs as ordinary Python strings")
 
 
-def _scan_bytes(raw: np.ndarray) -> None:
-    width = raw.dtype.itemsize
-    if width == 0:
-        raise _fail("empty_uid", "the dtype holds zero bytes")
-    for block in _blocks(raw):
+def _scan_bytes(blocks: Iterable[np.ndarray]) -> None:
+    for block in blocks:
+        width = block.dtype.itemsize
+        if width == 0:
+            raise _fail("empty_uid", "the dtype holds zero bytes")
         b = np.ascontiguousarray(block).view(np.uint8).reshape(len(block), width)
         if not bool(np.all(b[:, 0])):
             raise _fail("empty_uid", "every UID must be a non-empty string")
@@ -368,8 +390,8 @@ def _scan_bytes(raw: np.ndarray) -> None:
             raise _fail("non_ascii_bytes", "save non-ASCII UIDs as a unicode (str) array")
 
 
-def _no_scan(raw: np.ndarray) -> None:
-    del raw
+def _no_scan(blocks: Iterable[np.ndarray]) -> None:
+    del blocks
 
 
 _SCANS = {"str": _scan_str, "bytes": _scan_bytes}
