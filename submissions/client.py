@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -57,6 +58,10 @@ from submissions.schemas import (
 M = TypeVar("M", bound=BaseModel)
 Progress = Callable[[int, int], None]  # (bytes sent, total bytes)
 FINAL_STATES = TERMINAL_STATES | {State.failed_infra}
+
+
+UNAVAILABLE = 503
+MAX_RETRY_WAIT_S = 30.0
 
 
 class ApiError(TdcError):
@@ -236,7 +241,8 @@ class TdcClient:
         progress: Progress | None = None,
         retries: int = 2,
     ) -> SubmissionPublic:
-        """Upload a subset file; retried on connection failures under one Idempotency-Key."""
+        """Upload a subset file; retried under one Idempotency-Key on connection failures and
+        on 503 (after its Retry-After)."""
         fields = {"dataset": dataset, "fraction": repr(float(fraction)), "task": task,
                   "recipe": recipe, "name": name, "kind": kind, "team": team}  # fmt: skip
         data = {k: v for k, v in fields.items() if v is not None}
@@ -257,6 +263,10 @@ class TdcClient:
                 except ServerUnreachable:
                     if attempt == retries:
                         raise
+                except ApiError as err:  # 503: its database or storage is briefly down
+                    if err.status != UNAVAILABLE or attempt == retries:
+                        raise
+                    time.sleep(min(err.retry_after or 1.0, MAX_RETRY_WAIT_S))
         raise AssertionError("unreachable")
 
     def get(self, submission_id: int) -> SubmissionDetail:

@@ -7,13 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from submissions.client import ApiError, TdcClient
+from submissions.client import ApiError
 from submissions.errors import TdcError
-
-
-def client_for(handler: httpx.MockTransport, token: str | None = "tdc_x") -> TdcClient:
-    http = httpx.Client(transport=handler)
-    return TdcClient("http://tdc.test", token, http=http)
+from tests.submissions.helpers import client_for
 
 
 def test_streams_the_archive_with_the_view_asked_for(tmp_path: Path) -> None:
