@@ -115,6 +115,7 @@ class SubmissionView:
     events: tuple[EventView, ...] = ()
     scores: tuple[TaskScores, ...] = ()
     hidden_tasks: tuple[str, ...] = ()  # scored but withheld from this viewer until reveal
+    picked: bool = False  # a final pick for the hidden tests (shown to its team and organizers)
     manifest: Mapping[str, Any] | None = None
     # Reference values per task for the bar chart: label -> {task: primary mean}.
     references: Mapping[str, Mapping[str, float]] = field(default_factory=dict)

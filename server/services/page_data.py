@@ -278,6 +278,7 @@ class PageService:
                 for s in scores
             ),
             hidden_tasks=tuple(t for t in covered if t not in visible) if ev else (),
+            picked=sub.picked and owner,
             manifest=manifest.model_dump(mode="json") if manifest else None,
             references=self._references(db, sub, version, fraction, visible) if ev else {},
         )

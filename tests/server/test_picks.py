@@ -197,6 +197,11 @@ def test_who_sees_whose_picks(
     assert by_org.status_code == 200 and by_org.json()[0]["team"] == "beta"
     mine = client.get("/api/submissions", headers=auth(tokens["beta"])).json()
     assert {s["id"]: s["picked"] for s in mine} == {ids["b1"]: True}
+    page = f"/submissions/{ids['b1']}"  # its page says so to its team and organizers only
+    for token, shown in ((tokens["beta"], True), (tokens["ops"], True), (tokens["alpha"], False)):
+        html = client.get(page, headers=auth(token)).text
+        assert ('data-testid="picked"' in html) is shown
+    assert 'data-testid="picked"' not in client.get(page).text
 
 
 def test_hidden_boards_rank_final_picks_or_the_best_public(
