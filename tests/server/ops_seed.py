@@ -1,6 +1,6 @@
 """A server in every state for ``tdc-server check`` / ``backup`` / ``restore`` tests.
 
-    def db_url(request, tmp_path): return shared_db_url(request, tmp_path)   # a test module's
+    db_url, seeded = ops_seed.db_url, ops_seed.seeded     # in a test module: its fixtures
     seeded = populate(client, tokens, pool, tmp_path)   # scored, running, queued, reference
 
 The database must be one the CLI can open as well (``TDC_DATABASE_URL``): a migrated SQLite
@@ -9,6 +9,7 @@ file, or a PostgreSQL database of the session's throwaway cluster.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,38 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlmodel import SQLModel
 
+from harness.datasets import Dataset
 from server.db import make_engine, migrate
+from server.settings import Settings
 from submissions.client import TdcClient
 from tests.infra.ci import unavailable
+from tests.infra.postgres import find_bindir
 from tests.server.conftest import auth
 from tests.server.helpers import make_result, write_subset
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Overrides the server conftest's: a database the CLI can open too."""
+    return shared_db_url(request, tmp_path)
+
+
+@pytest.fixture
+def seeded(
+    client: TestClient,
+    tokens: dict[str, str],
+    tiny_dataset: Dataset,
+    tmp_path: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Seeded:
+    """A server in every state, with the CLI's TDC_* environment pointing at it."""
+    monkeypatch.setenv("TDC_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("TDC_STORAGE_DIR", str(settings.storage_dir))
+    bindir = find_bindir()  # pg_dump / pg_restore of the installed server, first on PATH
+    if bindir is not None:
+        monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return populate(client, tokens, tiny_dataset.uids("train"), tmp_path)
 
 
 def shared_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:

@@ -5,46 +5,24 @@ rows and files, and ``check`` passes; bad input never loses anything (SQLite and
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from harness.datasets import Dataset
 from server.cli import main
 from server.db import make_engine
 from server.services.integrity import check_integrity
 from server.settings import Settings
 from server.storage import Storage
-from tests.infra.postgres import find_bindir
-from tests.server.ops_seed import Seeded, new_pg_database, populate, shared_db_url, table_rows
+from tests.server import ops_seed
+from tests.server.ops_seed import Seeded, new_pg_database, table_rows
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return shared_db_url(request, tmp_path)
-
-
-@pytest.fixture
-def seeded(
-    client: TestClient,
-    tokens: dict[str, str],
-    tiny_dataset: Dataset,
-    tmp_path: Path,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Seeded:
-    monkeypatch.setenv("TDC_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("TDC_STORAGE_DIR", str(settings.storage_dir))
-    bindir = find_bindir()  # pg_dump / pg_restore of the installed server, first on PATH
-    if bindir is not None:
-        monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
-    return populate(client, tokens, tiny_dataset.uids("train"), tmp_path)
+db_url, seeded = ops_seed.db_url, ops_seed.seeded  # the fixtures, made visible here
 
 
 def _backup(out: Path, capsys: pytest.CaptureFixture[str], *args: str) -> Path:

@@ -11,11 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col
 
-from harness.datasets import Dataset
 from server.cli import main
 from server.models import Evaluation, Submission, SubmissionEvent, TaskScore, utcnow
 from server.services.integrity import (
@@ -27,29 +25,14 @@ from server.services.integrity import (
 )
 from server.settings import Settings
 from server.storage import Storage
+from tests.server import ops_seed
 from tests.server.helpers import insert_submission
-from tests.server.ops_seed import Seeded, populate, shared_db_url
+from tests.server.ops_seed import Seeded
 
 OLD = time.time() - 2 * 3600  # past the default grace of an hour
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return shared_db_url(request, tmp_path)
-
-
-@pytest.fixture
-def seeded(
-    client: TestClient,
-    tokens: dict[str, str],
-    tiny_dataset: Dataset,
-    tmp_path: Path,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Seeded:
-    monkeypatch.setenv("TDC_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("TDC_STORAGE_DIR", str(settings.storage_dir))
-    return populate(client, tokens, tiny_dataset.uids("train"), tmp_path)
+db_url, seeded = ops_seed.db_url, ops_seed.seeded  # the fixtures, made visible here
 
 
 def _check(engine: Engine, settings: Settings, *, verify_hashes: bool = True) -> IntegrityReport:
