@@ -413,13 +413,7 @@ def _requeue(db: Session, ctx: ServerContext, sub: Submission, reason: str, acto
         action="requeue",
         actor=actor,
         reason=reason,
-        changes={
-            "attempts": 0,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "not_before": None,
-            "error": None,
-        },
+        changes=transitions.FRESH_QUEUE,
     )
 
 

@@ -45,11 +45,7 @@ def rescore(*, db: Session, ctx: ServerContext, sub: Submission, reason: str, ac
         actor=actor,
         reason=f"{reason} [previous: {previous}]",
         changes={
-            "attempts": 0,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "not_before": None,
-            "error": None,
+            **transitions.FRESH_QUEUE,
             "log_tail": None,
             "executor_job_id": None,
             "scored_at": None,

@@ -62,6 +62,15 @@ ACTION_EDGES: Mapping[tuple[State, State], str] = {(State.scored, State.queued):
 
 Flag = Literal["hidden", "disqualified"]
 
+# What a row going back to ``queued`` for a new evaluation starts without (requeue, rescore).
+FRESH_QUEUE: Mapping[str, Any] = {
+    "attempts": 0,
+    "lease_token": None,
+    "lease_expires_at": None,
+    "not_before": None,
+    "error": None,
+}
+
 # Actions that create a row: their event has no previous state.
 CREATE_ACTIONS = frozenset({"submit", "reference"})
 
