@@ -18,6 +18,9 @@ Definitions (as scikit-learn computes them, checked in tests/harness/test_metric
 - ``per_class``: recall of each class present in the test split; a class without test
   examples has no accuracy to report (0/0) and is omitted.
 - ``mse`` / ``mae``: mean squared / absolute error over all test examples.
+
+Scores also carry every example's outcome (``correct``; ``sq_err`` and ``abs_err``) in the
+split's row order, which the runner stores with each seed's result for resampling.
 """
 
 from __future__ import annotations
@@ -29,16 +32,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from submissions.outcomes import OutcomeKind
+
 if TYPE_CHECKING:
     from submissions.schemas import SeedResult
 
 
 @dataclass(frozen=True)
 class Scores:
-    """Metrics of one model on one test split."""
+    """Metrics of one model on one test split, and every example's outcome in split row
+    order: ``outcome_kind`` names the arrays (``submissions.outcomes.KINDS``); None: none."""
 
     metrics: dict[str, float]
     per_class: dict[int, float] = field(default_factory=dict)
+    outcome_kind: OutcomeKind | None = None
+    outcomes: dict[str, npt.NDArray[np.generic]] = field(default_factory=dict)
 
 
 def confusion(
@@ -68,7 +76,9 @@ def classification_scores(
         "macro_f1": float(f1[f1_denominator > 0].mean()) if present.any() else 0.0,
     }
     per_class = {int(c): float(recall[c]) for c in np.flatnonzero(present)}
-    return Scores(metrics=metrics, per_class=per_class)
+    correct = _check_labels(y_true, y_pred, n_classes)
+    return Scores(metrics=metrics, per_class=per_class, outcome_kind="correct",
+                  outcomes={"correct": correct[0] == correct[1]})  # fmt: skip
 
 
 def regression_scores(
@@ -82,7 +92,9 @@ def regression_scores(
     if not np.isfinite(p).all():
         raise ValueError("non-finite regression predictions")
     err = p - t
-    return Scores(metrics={"mse": float(np.mean(err**2)), "mae": float(np.mean(np.abs(err)))})
+    sq, ab = err**2, np.abs(err)
+    return Scores(metrics={"mse": float(np.mean(sq)), "mae": float(np.mean(ab))},
+                  outcome_kind="error", outcomes={"sq_err": sq, "abs_err": ab})  # fmt: skip
 
 
 def mean_std(values: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:

@@ -10,10 +10,12 @@
 Per seed the recipe trains once on exactly ``pool_rows`` and the model is scored on the
 whole test split of every evaluated task (``test_size`` is the split size: nothing is ever
 dropped), and on the task's query split (public: what variants are chosen by, never the
-test). Results are per seed plus mean and sample std over seeds. With a results store
-(``store=``, harness.store), a seed whose scores are all stored is read, not retrained, and
-new scores are stored. No per-dataset code and no dispatch on recipe names: the recipe's
-``kind`` selects a registered trainer and the dataset's task type a registered scorer.
+test). Results are per seed plus mean and sample std over seeds; each seed's result carries
+every test example's outcome (``ExampleOutcomes``, in the test split's UID order). With a
+results store (``store=``, harness.store), a seed whose scores are all stored is read, not
+retrained, and new scores are stored. No per-dataset code and no dispatch on recipe names:
+the recipe's ``kind`` selects a registered trainer and the dataset's task type a registered
+scorer.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
 from harness.manifest import build_manifest
-from harness.metrics import seed_summary
+from harness.metrics import Scores, seed_summary
 from harness.recipes.base import LabelSpace, TrainContext
 from harness.recipes.registry import RecipeKind, check_recipe_params, get_kind
 from harness.recipes.scoring import get_scorer
@@ -37,7 +39,14 @@ from harness.settings import DEFAULT_WEIGHTS_DIR
 from harness.specs import RecipeSpec, TaskSpec
 from harness.store import NO_EMBEDDING, ResultsStore, ScoreKeys, StoredScore
 from submissions.errors import ConfigError, ValidationFailed
-from submissions.schemas import EvalIdentity, EvalResult, Problem, SeedResult, TaskResult
+from submissions.schemas import (
+    EvalIdentity,
+    EvalResult,
+    ExampleOutcomes,
+    Problem,
+    SeedResult,
+    TaskResult,
+)
 
 if TYPE_CHECKING:
     from harness.datasets import Dataset
@@ -247,9 +256,20 @@ def _train_seed(
             query = scorer(ctx=ctx, split=t.query, predictor=predictor).metrics
         per_class = {names(c): v for c, v in scores.per_class.items()}
         out[t.name] = SeedResult(
-            seed=seed, metrics=scores.metrics, per_class=per_class, query_metrics=query
+            seed=seed,
+            metrics=scores.metrics,
+            per_class=per_class,
+            query_metrics=query,
+            outcomes=_outcomes(ctx.ds, t.test, scores),
         )
     return out
+
+
+def _outcomes(ds: Dataset, split: str, scores: Scores) -> ExampleOutcomes | None:
+    """The scorer's per-example outcomes, in the split's UID order, ready to post."""
+    if scores.outcome_kind is None:
+        return None
+    return ExampleOutcomes.of(scores.outcome_kind, scores.outcomes, uids=ds.uids(split))
 
 
 def _stored(
@@ -263,7 +283,11 @@ def _stored(
         return None
     return {
         name: SeedResult(
-            seed=seed, metrics=s.metrics, per_class=s.per_class, query_metrics=s.query_metrics
+            seed=seed,
+            metrics=s.metrics,
+            per_class=s.per_class,
+            query_metrics=s.query_metrics,
+            outcomes=s.outcomes,
         )
         for name, s in found.items()
         if s is not None
@@ -299,6 +323,7 @@ def _store(
             per_class=r.per_class,
             query_size=ctx.ds.split_size(t.query) if r.query_metrics else None,
             query_metrics=r.query_metrics,
+            outcomes=r.outcomes,
             manifest=manifest,
         )
         store.put(score)

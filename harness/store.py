@@ -37,7 +37,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.recipes.registry import get_kind
-from submissions.schemas import Manifest
+from submissions.schemas import ExampleOutcomes, Manifest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,6 +120,8 @@ class StoredScore(BaseModel):
     per_class: dict[str, float] = Field(default_factory=dict)
     query_size: int | None = None
     query_metrics: dict[str, float] | None = None
+    # Every test example's outcome; None in scores stored before outcomes were kept.
+    outcomes: ExampleOutcomes | None = None
     manifest: Manifest
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

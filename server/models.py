@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -156,6 +156,24 @@ class Result(SQLModel, table=True):
     seed: int
     metrics: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
     per_class: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class Outcome(SQLModel, table=True):
+    """One array of one seed's per-test-example outcomes (``submissions.outcomes``), as bytes:
+    the ``correct`` bits of a classification seed, ``sq_err`` of a regression seed, ...
+    ``n`` examples in the test split's UID order, whose digest is ``uids_sha256``."""
+
+    __table_args__ = (UniqueConstraint("submission_id", "task", "seed", "name", name="uq_outcome"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    submission_id: int = Field(foreign_key="submission.id", index=True)
+    task: str = Field(max_length=100)
+    seed: int
+    kind: str = Field(max_length=30)
+    name: str = Field(max_length=30)
+    n: int
+    uids_sha256: str = Field(max_length=64)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class TaskScore(SQLModel, table=True):

@@ -9,11 +9,15 @@ harness produces :class:`EvalResult` and posts it::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from submissions import outcomes as codec
+from submissions.outcomes import OutcomeKind
 
 
 class State(StrEnum):
@@ -111,12 +115,66 @@ class EvalIdentity(Schema):
 # --- results -------------------------------------------------------------------------------
 
 
+MAX_OUTCOME_CHARS = 16 * 2**20  # base64 text of one outcome array (~12 MB of bytes)
+OutcomeText = Annotated[str, Field(max_length=MAX_OUTCOME_CHARS)]
+
+
+class ExampleOutcomes(Schema):
+    """One seed's outcome on every test example: what resampling the test set needs.
+
+    Arrays follow the test split's row order, which is its canonical UID order (``order``);
+    ``uids_sha256`` is ``submissions.outcomes.uids_digest`` of those UIDs, so a consumer
+    checks the order against the split it holds. ``arrays`` are base64 of the encodings in
+    ``submissions.outcomes.KINDS`` (packed bits, float16, ...): build with :meth:`of`, read with
+    :meth:`decode`. Per kind: ``correct`` (classification, accuracy = mean), ``error``
+    (regression: ``sq_err`` and ``abs_err``, mse / mae = means), ``rank1_hit`` (reid: rank1 =
+    ``hit[counted].mean()``), ``detection_matches`` (per-image matches; mAP recomputed from them).
+
+    Balanced accuracy on a resample: the test split's ``label`` column (not repeated here)
+    gives each example's class; it is the mean over the classes present in the resample of
+    that class's mean ``correct``. The per-seed ``metrics`` stay the reported scores.
+    """
+
+    kind: OutcomeKind
+    n: int = Field(ge=0, description="examples in the test split")
+    order: Literal["test_uid"] = "test_uid"
+    uids_sha256: Digest
+    arrays: dict[Name, OutcomeText] = Field(max_length=8)
+
+    @model_validator(mode="after")
+    def _lengths(self) -> ExampleOutcomes:
+        self.decode()  # ValueError (a 422 at the API) when an array has the wrong length
+        return self
+
+    @classmethod
+    def of(cls, kind: OutcomeKind, arrays: Mapping[str, Any], *, uids: Any) -> ExampleOutcomes:
+        """Encode per-example (and per-box) arrays of a split with UIDs ``uids``, in order."""
+        raw = codec.encode_all(kind, arrays)
+        uid_list = [str(u) for u in uids]
+        return cls(kind=kind, n=len(uid_list), uids_sha256=codec.uids_digest(uid_list),
+                   arrays={k: codec.to_text(v) for k, v in raw.items()})  # fmt: skip
+
+    def raw(self) -> dict[str, bytes]:
+        """The arrays' bytes (what the server stores)."""
+        try:
+            return {k: codec.from_text(v) for k, v in self.arrays.items()}
+        except ValueError as err:
+            raise ValueError(f"outcome arrays must be base64: {err}") from None
+
+    def decode(self) -> dict[str, Any]:
+        """Every array as numpy (bool, float16, ...); ValueError on a wrong length."""
+        return codec.decode_all(self.kind, self.n, self.raw())
+
+
 class SeedResult(Schema):
     seed: int
     metrics: dict[Name, float]
     per_class: dict[Label, float] = Field(default_factory=dict)
     # The same metrics on the task's public query split: what variants are chosen by.
     query_metrics: dict[Name, float] | None = None
+    # Every test example's outcome (None from workers before outcomes, and for seed-averaged
+    # references): what bootstrap intervals and paired tests resample.
+    outcomes: ExampleOutcomes | None = None
 
 
 class TaskResult(Schema):
@@ -129,6 +187,16 @@ class TaskResult(Schema):
     std: dict[Name, float]
     query_size: int | None = None
     query_mean: dict[Name, float] | None = None
+
+    @model_validator(mode="after")
+    def _outcomes_cover_the_test(self) -> TaskResult:
+        for s in self.seeds:
+            if s.outcomes is not None and s.outcomes.n != self.test_size:
+                raise ValueError(
+                    f"task {self.task} seed {s.seed}: outcomes of {s.outcomes.n} examples, "
+                    f"the test split has {self.test_size}"
+                )
+        return self
 
 
 class SelectionRecord(Schema):
@@ -166,6 +234,8 @@ class Manifest(Schema):
     reused_seeds: list[int] = Field(default_factory=list, max_length=MAX_SEEDS)
     # Reference rows made by a selection method (harness.references): how, in full.
     selection: SelectionRecord | None = None
+    # The decoded-image cache the recipe read (harness.datasets.image_cache); None: originals.
+    image_cache: Label | None = None
 
 
 class EvalResult(Schema):

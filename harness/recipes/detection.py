@@ -235,7 +235,46 @@ def detection_scores(
     return Scores(
         metrics={"map50": float(ap[:, 0].mean()), "map50_95": float(ap.mean())},
         per_class={int(c): float(a) for c, a in zip(classes, ap[:, 0], strict=True)},
+        outcome_kind="detection_matches",
+        outcomes=_matches(tps, confs, pcls, tcls),
     )
+
+
+def _matches(
+    tps: list[npt.NDArray[np.bool_]],
+    confs: list[npt.NDArray[np.float64]],
+    pcls: list[npt.NDArray[np.float64]],
+    tcls: list[npt.NDArray[np.float64]],
+) -> dict[str, npt.NDArray[np.generic]]:
+    """Per-image matches (``submissions.outcomes``' ``detection_matches``): enough to
+    recompute mAP on any resample of the images (:func:`map_from_matches`)."""
+    bits = 1 << np.arange(len(IOU_THRESHOLDS))
+    tp = np.concatenate(tps) if tps else np.zeros((0, len(IOU_THRESHOLDS)), bool)
+    return {
+        "gt_count": np.array([len(t) for t in tcls], np.int64),
+        "det_count": np.array([len(c) for c in confs], np.int64),
+        "gt_cls": np.concatenate(tcls).astype(np.int64) if tcls else np.zeros(0, np.int64),
+        "det_conf": np.concatenate(confs) if confs else np.zeros(0),
+        "det_cls": np.concatenate(pcls).astype(np.int64) if pcls else np.zeros(0, np.int64),
+        "det_tp": (tp.astype(np.int64) * bits).sum(1),
+    }
+
+
+def map_from_matches(
+    arrays: dict[str, npt.NDArray[Any]], images: npt.NDArray[np.int64] | None = None
+) -> dict[str, float]:
+    """mAP@0.5 and mAP@0.5:0.95 of the images ``images`` (indices, repeats allowed; all when
+    None) from stored per-image matches: how a resample of the test images is scored."""
+    gt_end, det_end = np.cumsum(arrays["gt_count"]), np.cumsum(arrays["det_count"])
+    gt_start, det_start = gt_end - arrays["gt_count"], det_end - arrays["det_count"]
+    picked = np.arange(len(gt_end)) if images is None else np.asarray(images)
+    gt = np.concatenate([np.arange(gt_start[i], gt_end[i]) for i in picked]).astype(int)
+    det = np.concatenate([np.arange(det_start[i], det_end[i]) for i in picked]).astype(int)
+    tp = (arrays["det_tp"][det, None].astype(np.int64) >> np.arange(len(IOU_THRESHOLDS))) & 1
+    conf = arrays["det_conf"][det].astype(np.float64)
+    cls = arrays["det_cls"][det].astype(np.float64)
+    ap = _ap_per_class(tp.astype(bool), conf, cls, arrays["gt_cls"][gt].astype(np.float64))
+    return {"map50": float(ap[:, 0].mean()), "map50_95": float(ap.mean())}
 
 
 def _xyxy(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -25,7 +25,7 @@ Market-1501 protocol, with a warning.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,7 +53,7 @@ class EmbeddingPredictor:
     data_cfg: dict[str, Any]
 
     def predict(self, split: str) -> npt.NDArray[np.float32]:
-        from harness.recipes.images import ImageFiles, image_transforms, make_loader
+        from harness.recipes.images import ImageFiles, image_transforms, make_loader, recipe_cache
 
         p: ReidParams = self.ctx.params
         table = self.ctx.ds.split(split)
@@ -65,10 +65,12 @@ class EmbeddingPredictor:
             augment="none",
         )
         paths = [self.ctx.ds.image_root / str(f) for f in table["filename"]]
-        data = ImageFiles(paths=paths, targets=np.zeros(len(paths)), transform=tf)
+        cache = recipe_cache(self.ctx.ds, image_size=p.image_size, mode=p.image_cache)
+        data = ImageFiles(paths=paths, targets=np.zeros(len(paths)), transform=tf, cache=cache)
         loader = make_loader(
-            data, batch_size=p.eval_batch_size, shuffle=False, seed=0, num_workers=p.num_workers
-        )
+            data, batch_size=p.eval_batch_size, shuffle=False, seed=0,
+            num_workers=p.num_workers, device=self.ctx.device,
+        )  # fmt: skip
         return embed(self.model, loader, device=self.ctx.device)
 
 
@@ -116,7 +118,7 @@ def _fit(ctx: TrainContext, model: Any, data_cfg: dict[str, Any], ids: Any, seed
 
     import torch
 
-    from harness.recipes.images import ImageFiles, image_transforms
+    from harness.recipes.images import ImageFiles, image_transforms, loader_options, recipe_cache
     from harness.recipes.torch_env import amp_dtype, autocast, grad_scaler
 
     p: ReidParams = ctx.params
@@ -125,7 +127,8 @@ def _fit(ctx: TrainContext, model: Any, data_cfg: dict[str, Any], ids: Any, seed
         size=p.image_size, mean=data_cfg["mean"], std=data_cfg["std"], train=True, augment=p.augment
     )
     paths = [ctx.ds.image_root / str(f) for f in table["filename"]]
-    data = ImageFiles(paths=paths, targets=np.zeros(len(paths)), transform=tf)
+    cache = recipe_cache(ctx.ds, image_size=p.image_size, mode=p.image_cache)
+    data = ImageFiles(paths=paths, targets=np.zeros(len(paths)), transform=tf, cache=cache)
     _, dense = np.unique(ids, return_inverse=True)
     labels = torch.from_numpy(dense.astype(np.int64))
     rng = np.random.default_rng(seed)
@@ -146,7 +149,7 @@ def _fit(ctx: TrainContext, model: Any, data_cfg: dict[str, Any], ids: Any, seed
         loader = torch.utils.data.DataLoader(
             data,
             batch_sampler=[b.tolist() for b in batches],
-            num_workers=p.num_workers,
+            **loader_options(p.num_workers, device=ctx.device),
             generator=torch.Generator().manual_seed(seed * 100_003 + epoch),
         )
         for idx, (x, _) in zip(batches, loader, strict=True):
@@ -221,12 +224,16 @@ def reid_scores(
     cum = hits.cumsum(1)
     ranks = np.arange(1, hits.shape[1] + 1)
     ap = (cum / ranks * hits).sum(1) / hits.sum(1)
+    hit = np.zeros(len(answerable), bool)
+    hit[answerable] = first < 1
     return Scores(
         metrics={
             "rank1": float(np.mean(first < 1)),
             "rank5": float(np.mean(first < 5)),
             "map": float(ap.mean()),
-        }
+        },
+        outcome_kind="rank1_hit",  # per query here; score_reid spreads them over the split
+        outcomes={"hit": hit, "counted": answerable},
     )
 
 
@@ -243,4 +250,9 @@ def score_reid(*, ctx: TrainContext, split: str, predictor: Any) -> Scores:
     emb = predictor.predict(split)
     ids = table["label"].to_numpy()
     q, g = role == "query", role == "gallery"
-    return reid_scores(query=emb[q], query_ids=ids[q], gallery=emb[g], gallery_ids=ids[g])
+    scores = reid_scores(query=emb[q], query_ids=ids[q], gallery=emb[g], gallery_ids=ids[g])
+    spread = {}  # over every row of the split: gallery rows are never counted
+    for name, per_query in scores.outcomes.items():
+        spread[name] = np.zeros(len(table), bool)
+        spread[name][q] = per_query
+    return replace(scores, outcomes=spread)

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, or_, select
 from server.context import ServerContext
 from server.errors import Conflict, IllegalTransition, InvalidRequest, NotFound
 from server.models import Evaluation, Result, Submission, SubmissionEvent, TaskScore, Team, utcnow
-from server.services import public_rows, rescore, transitions
+from server.services import outcomes, public_rows, rescore, transitions
 from submissions.errors import TdcError
 from submissions.metric_ranges import metric_problems
 from submissions.schemas import (
@@ -294,12 +294,18 @@ def _check_result(ctx: ServerContext, sub: Submission, result: EvalResult) -> No
         raise InvalidRequest("result does not match the submission: " + "; ".join(problems))
     if bad := metric_problems(result):
         raise InvalidRequest("result has invalid metric values: " + "; ".join(bad))
+    if bad := outcomes.outcome_problems(ctx=ctx, result=result):
+        raise InvalidRequest("result has invalid per-example outcomes: " + "; ".join(bad))
+
+
+_OUTCOMES = {"tasks": {"__all__": {"seeds": {"__all__": {"outcomes"}}}}}
 
 
 def write_scores(
     db: Session, ctx: ServerContext, sub: Submission, result: EvalResult, now: datetime
 ) -> None:
-    """The evaluation, per-seed results and task scores of ``sub`` (flushed; caller commits)."""
+    """The evaluation, per-seed results and outcomes, and task scores of ``sub`` (flushed;
+    the caller commits). Outcomes go to their own table, not into the evaluation's JSON."""
     spec = ctx.catalog.spec(sub.dataset)
     m = result.manifest
     db.add(
@@ -308,10 +314,11 @@ def write_scores(
             recipe_version=m.recipe_version,
             recipe_hash=m.recipe_hash,
             code_version=m.code_version,
-            result=result.model_dump(mode="json"),
+            result=result.model_dump(mode="json", exclude=_OUTCOMES),  # stored as bytes below
             created_at=now,
         )
     )
+    outcomes.write_outcomes(db=db, submission_id=transitions.sid(sub), result=result)
     for task in result.tasks:
         for seed in task.seeds:
             db.add(

@@ -35,6 +35,7 @@ from server.models import Submission, Team, utcnow
 from server.services import public_rows, transitions
 from server.services.auth import Principal, get_or_create_team
 from server.services.organizer_ops import write_scores
+from server.services.outcomes import outcome_problems
 from submissions.errors import ConfigError
 from submissions.metric_ranges import metric_problems
 from submissions.schemas import (
@@ -85,6 +86,7 @@ def checked(*, ctx: ServerContext, result: EvalResult, kind: str) -> EvalResult:
     if set(got) != expected or len(got) != len(set(got)):
         problems.append(f"tasks are {sorted(got)}, expected {sorted(expected)} once each")
     problems += metric_problems(result)
+    problems += outcome_problems(ctx=ctx, result=result)
     if problems:
         raise InvalidRequest(
             f"reference result {result.dataset}/{result.task or '*'}: " + "; ".join(problems)

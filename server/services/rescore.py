@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 
 from server.context import ServerContext
 from server.errors import Conflict, IllegalTransition
-from server.models import Evaluation, Result, Submission, TaskScore
+from server.models import Evaluation, Outcome, Result, Submission, TaskScore
 from server.services import transitions
 from submissions.schemas import State
 
@@ -51,7 +51,7 @@ def rescore(*, db: Session, ctx: ServerContext, sub: Submission, reason: str, ac
             "scored_at": None,
         },
     )
-    for table in (TaskScore, Result, Evaluation):
+    for table in (TaskScore, Outcome, Result, Evaluation):
         stmt = delete(table).where(col(table.submission_id) == transitions.sid(sub))
         db.exec(stmt)  # type: ignore[call-overload]
     db.flush()

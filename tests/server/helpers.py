@@ -197,3 +197,33 @@ def assert_consistent(engine: Engine, storage_dir: Path, *, grace_s: float = 360
     with Session(engine) as db:
         report = check_integrity(db=db, storage=Storage(storage_dir), grace_s=grace_s)
     assert report.ok, "\n".join(map(str, report.findings))
+
+
+def nested_correct(acc: float, n: int) -> np.ndarray:
+    """Correctness bits of ``round(acc * n)`` examples, always the first ones of one fixed
+    order: two accuracies a < b give vectors differing on exactly ``(b - a) * n`` examples."""
+    order = np.random.default_rng(2026).permutation(n)
+    correct = np.zeros(n, bool)
+    correct[order[: round(acc * n)]] = True
+    return correct
+
+
+def with_outcomes(
+    result: EvalResult, ds: Dataset, *, seeds: int = 2, uids: list[str] | None = None
+) -> EvalResult:
+    """``result`` with ``seeds`` seeds per task, each with correctness bits over the task's
+    test split (or over ``uids``) whose mean is the seed's accuracy."""
+    from submissions.schemas import ExampleOutcomes
+
+    tasks = []
+    for i, task in enumerate(result.tasks):
+        split = uids or list(ds.uids(ds.spec.task(task.task).test))
+        per_seed = []
+        for seed in range(seeds):
+            correct = np.random.default_rng(10 * i + seed).random(len(split)) < 0.7
+            acc = float(correct.mean())
+            out = ExampleOutcomes.of("correct", {"correct": correct}, uids=split)
+            metrics = {"accuracy": acc, "balanced_accuracy": acc}
+            per_seed.append(SeedResult(seed=seed, metrics=metrics, outcomes=out))
+        tasks.append(task.model_copy(update={"seeds": per_seed, "test_size": len(split)}))
+    return result.model_copy(update={"tasks": tasks})

@@ -47,7 +47,8 @@ def unbounded(node: Any, path: str, defs: dict[str, Any], seen: set[str]) -> Ite
             seen.add(name)
             yield from unbounded(defs[name], name, defs, seen)
         return
-    if node.get("type") == "string" and "maxLength" not in node and "enum" not in node:
+    fixed = "enum" in node or "const" in node  # a Literal: its values are its bound
+    if node.get("type") == "string" and "maxLength" not in node and not fixed:
         yield path
     is_dict = node.get("type") == "object" and node.get("additionalProperties") not in (None, False)
     if is_dict and "maxLength" not in node.get("propertyNames", {}):

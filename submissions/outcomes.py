@@ -1,0 +1,140 @@
+"""Per-test-example outcomes as compact bytes: the one place they are encoded and decoded.
+
+    arrays = {"correct": y_pred == y_true}                       # in the test split's UID order
+    out = ExampleOutcomes.of("correct", arrays, uids=ds.uids("test1"))   # submissions.schemas
+    out.decode()["correct"]                                      # bool array, length out.n
+    encode_array("bits", correct); decode_array("bits", raw, count=len(correct))
+
+What each kind holds (``KINDS``; arrays of length ``n`` are per test example, the others per
+box or detection), and why:
+
+- ``correct`` (classification): ``correct`` bits, one per example (``np.packbits``, big bit
+  order, zero-padded to a byte). 1,600 examples take 200 bytes.
+- ``error`` (regression): ``sq_err`` and ``abs_err``, float16 little-endian, one per example.
+  float16 keeps ~3 significant digits and saturates at 65504 (errors beyond ~256 have an
+  infinite squared error): resampled means are approximations of the reported ``mse``/``mae``.
+- ``rank1_hit`` (re-identification): ``hit`` and ``counted`` bits over every row of the test
+  split: ``counted`` marks the query rows whose identity occurs in the gallery (the queries
+  that rank-1 is the mean over), ``hit`` the counted queries whose nearest gallery image has
+  their identity; gallery rows are neither. rank1 = hit[counted].mean().
+- ``detection_matches`` (detection): the per-image matches mAP is computed from, so mAP can be
+  recomputed exactly on any resample of images (per-image "AP contributions" do not exist:
+  AP ranks detections across images, so it is not a sum over images). Per image (length n):
+  ``gt_count`` (boxes) and ``det_count`` (detections), uint16; per box, in image order:
+  ``gt_cls`` uint16; per detection, in image order and descending confidence within an
+  image: ``det_conf`` float32, ``det_cls`` uint16, ``det_tp`` uint16 whose bit j says the
+  detection is a true positive at the j-th IoU threshold 0.50, 0.55, ..., 0.95. A resample
+  concatenates its images' boxes and detections and runs the usual AP computation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+Encoding = Literal["bits", "f16", "f32", "u16"]
+OutcomeKind = Literal["correct", "error", "rank1_hit", "detection_matches"]
+
+# kind -> {array name: (encoding, per example?)}; per-example arrays have length ``n``.
+KINDS: dict[str, dict[str, tuple[Encoding, bool]]] = {
+    "correct": {"correct": ("bits", True)},
+    "error": {"sq_err": ("f16", True), "abs_err": ("f16", True)},
+    "rank1_hit": {"hit": ("bits", True), "counted": ("bits", True)},
+    "detection_matches": {
+        "gt_count": ("u16", True),
+        "det_count": ("u16", True),
+        "gt_cls": ("u16", False),
+        "det_conf": ("f32", False),
+        "det_cls": ("u16", False),
+        "det_tp": ("u16", False),
+    },
+}
+# What a board resamples, per kind: one value per example (seeds x examples matrices).
+PRIMARY = {"correct": "correct", "error": "sq_err", "rank1_hit": "hit"}
+# A board's primary metric -> the per-example array whose mean over the test examples it is
+# (balanced accuracy: of ``correct``, per class, given each example's class); a metric absent
+# here (mAP) is not such a mean, and its boards show no intervals.
+PER_EXAMPLE = {
+    "accuracy": "correct",
+    "balanced_accuracy": "correct",
+    "rank1": "hit",
+    "mse": "sq_err",
+    "mae": "abs_err",
+}
+PER_CLASS = frozenset({"balanced_accuracy"})
+ORDER = "test_uid"  # the only order: the test split's row order, its canonical UID order
+_DTYPES = {"f16": "<f2", "f32": "<f4", "u16": "<u2"}
+
+
+def uids_digest(uids: Iterable[str]) -> str:
+    """sha256 of the UIDs in order, one per line: what an outcome vector's order is checked by."""
+    h = hashlib.sha256()
+    for uid in uids:
+        h.update(f"{uid}\n".encode())
+    return h.hexdigest()
+
+
+def encode_array(encoding: Encoding, values: npt.ArrayLike) -> bytes:
+    import numpy as np
+
+    arr = np.asarray(values).reshape(-1)
+    if encoding == "bits":
+        return np.packbits(arr.astype(bool)).tobytes()
+    if encoding == "u16" and len(arr) and (arr.min() < 0 or arr.max() > 0xFFFF):
+        raise ValueError("a uint16 outcome value is outside [0, 65535]")
+    with np.errstate(over="ignore"):  # float16 saturates to inf (see the module docstring)
+        return arr.astype(_DTYPES[encoding]).tobytes()
+
+
+def decode_array(encoding: Encoding, raw: bytes, *, count: int) -> npt.NDArray[np.generic]:
+    """``count`` values; ValueError when ``raw`` holds another number of them."""
+    import numpy as np
+
+    if encoding == "bits":
+        if len(raw) != (count + 7) // 8:
+            raise ValueError(f"{len(raw)} bytes of bits for {count} values")
+        if count % 8 and raw[-1] & (0xFF >> (count % 8)):
+            raise ValueError(f"bits beyond the {count} values are set (padding must be 0)")
+        return np.unpackbits(np.frombuffer(raw, np.uint8), count=count).astype(bool)
+    dtype = np.dtype(_DTYPES[encoding])
+    if len(raw) != count * dtype.itemsize:
+        raise ValueError(f"{len(raw)} bytes for {count} {encoding} values")
+    return np.frombuffer(raw, dtype).copy()
+
+
+def to_text(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def from_text(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def counts(kind: str, n: int, raw: Mapping[str, bytes]) -> dict[str, int]:
+    """How many values each array of ``kind`` holds (per-box arrays from the per-image counts)."""
+    if set(raw) != set(KINDS[kind]):
+        raise ValueError(f"{kind} outcomes hold arrays {sorted(KINDS[kind])}, got {sorted(raw)}")
+    out = {name: n for name, (_, per_example) in KINDS[kind].items() if per_example}
+    if kind == "detection_matches":
+        gt = int(decode_array("u16", raw["gt_count"], count=n).astype("int64").sum())
+        det = int(decode_array("u16", raw["det_count"], count=n).astype("int64").sum())
+        out |= {"gt_cls": gt, "det_conf": det, "det_cls": det, "det_tp": det}
+    return out
+
+
+def decode_all(kind: str, n: int, raw: Mapping[str, bytes]) -> dict[str, npt.NDArray[np.generic]]:
+    """Every array of one outcome record; ValueError when one has the wrong length."""
+    sizes = counts(kind, n, raw)
+    return {name: decode_array(KINDS[kind][name][0], raw[name], count=sizes[name]) for name in raw}
+
+
+def encode_all(kind: str, arrays: Mapping[str, npt.ArrayLike]) -> dict[str, bytes]:
+    if set(arrays) != set(KINDS[kind]):
+        raise ValueError(f"{kind} outcomes hold arrays {sorted(KINDS[kind])}, got {sorted(arrays)}")
+    return {name: encode_array(KINDS[kind][name][0], arrays[name]) for name in KINDS[kind]}

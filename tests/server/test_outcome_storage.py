@@ -1,0 +1,137 @@
+"""Per-example outcomes posted with a result: checked against the test split, stored as bytes
+(not in the evaluation's JSON), loaded as (seeds, examples) arrays; results without them
+(workers before outcomes) are still accepted. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from harness.datasets import Dataset
+from server.models import Evaluation, Outcome
+from server.services.outcomes import load_outcome_arrays, load_outcomes
+from submissions.client import ApiError, TdcClient
+from submissions.schemas import State
+from tests.server.helpers import insert_submission, make_result, with_outcomes
+
+Make = Callable[[str], TdcClient]
+
+
+@pytest.fixture
+def as_team(client: TestClient, tokens: dict[str, str]) -> Make:
+    return lambda team: TdcClient("", tokens[team], http=client)
+
+
+def _sha(engine: Engine, sid: int) -> str:
+    from server.models import Submission
+
+    with Session(engine) as db:
+        sub = db.get(Submission, sid)
+        assert sub is not None
+        return sub.sha256
+
+
+def test_outcomes_are_stored_and_loaded_per_seed(
+    as_team: Make, engine: Engine, tiny_dataset: Dataset
+) -> None:
+    sid = insert_submission(engine, team="alpha")
+    ops = as_team("ops")
+    [job] = ops.claim("w1")
+    result = with_outcomes(make_result(sha256=_sha(engine, sid)), tiny_dataset)
+    ops.post_result(sid, job.lease_token, result)
+    assert as_team("alpha").get(sid).state == State.scored
+    with Session(engine) as db:
+        rows = db.exec(select(Outcome).where(Outcome.submission_id == sid)).all()
+        assert len(rows) == 4 and all(len(r.data) == 8 for r in rows)  # 60 bits: 8 bytes
+        evaluation = db.get(Evaluation, sid)
+        assert evaluation is not None
+        assert "outcomes" not in evaluation.result["tasks"][0]["seeds"][0]
+        loaded = load_outcomes(db=db, submission_ids=[sid, 999], task="test1")
+        arrays = load_outcome_arrays(db=db, submission_ids=[sid], task="test2")
+    [task1] = [t for t in result.tasks if t.task == "test1"]
+    assert list(loaded) == [sid] and loaded[sid].shape == (2, 60)
+    for seed, row in zip(task1.seeds, loaded[sid], strict=True):
+        assert seed.outcomes is not None
+        assert row.tolist() == seed.outcomes.decode()["correct"].tolist()
+        assert float(row.mean()) == seed.metrics["accuracy"]
+    assert sorted(arrays[sid]) == [0, 1]
+
+
+def test_a_result_without_outcomes_is_accepted_and_loads_nothing(
+    as_team: Make, engine: Engine
+) -> None:
+    sid = insert_submission(engine, team="alpha")
+    ops = as_team("ops")
+    [job] = ops.claim("w1")
+    ops.post_result(sid, job.lease_token, make_result(sha256=_sha(engine, sid)))
+    assert as_team("alpha").get(sid).state == State.scored
+    with Session(engine) as db:
+        assert load_outcomes(db=db, submission_ids=[sid], task="test1") == {}
+
+
+@pytest.mark.parametrize("fault", ["length", "order"])
+def test_outcomes_that_do_not_fit_the_test_split_are_refused(
+    as_team: Make, engine: Engine, tiny_dataset: Dataset, fault: str
+) -> None:
+    sid = insert_submission(engine, team="alpha")
+    ops = as_team("ops")
+    [job] = ops.claim("w1")
+    uids = list(tiny_dataset.uids("test1"))
+    uids = uids[:59] if fault == "length" else uids[::-1]
+    result = with_outcomes(make_result(sha256=_sha(engine, sid), tasks=("test1",)),
+                           tiny_dataset, uids=uids)  # fmt: skip
+    result = result.model_copy(update={"task": None, "tasks": [
+        *result.tasks, *make_result(sha256=result.manifest.subset_sha256, tasks=("test2",)).tasks
+    ]})  # fmt: skip
+    with pytest.raises(ApiError) as err:
+        ops.post_result(sid, job.lease_token, result)
+    assert err.value.status == 422
+    want = "59 outcomes, the test split has 60" if fault == "length" else "UID order"
+    assert want in str(err.value)
+    assert as_team("alpha").get(sid).state == State.running
+    with Session(engine) as db:
+        assert db.exec(select(Outcome)).all() == []
+
+
+def test_references_carry_outcomes(as_team: Make, engine: Engine, tiny_dataset: Dataset) -> None:
+    ops = as_team("ops")
+    oracle = make_result(sha256="a" * 64, tasks=("test1",), task="test1")
+    [ref] = ops.post_references([with_outcomes(oracle, tiny_dataset, seeds=1)]).submissions
+    with Session(engine) as db:
+        assert load_outcomes(db=db, submission_ids=[ref.id], task="test1")[ref.id].shape == (1, 60)
+    bad = with_outcomes(oracle, tiny_dataset, seeds=1, uids=[f"x{i}" for i in range(60)])
+    with pytest.raises(ApiError) as err:
+        ops.post_references([bad])
+    assert err.value.status == 422 and "UID order" in str(err.value)
+
+
+def test_rescoring_drops_the_old_outcomes_and_stores_the_new(
+    as_team: Make, engine: Engine, tiny_dataset: Dataset, app: FastAPI
+) -> None:
+    sid = insert_submission(engine, team="alpha")
+    ops = as_team("ops")
+    for attempt in (0, 1):  # scored, rescored, scored again: one record per seed each time
+        [job] = ops.claim("w1")
+        result = with_outcomes(make_result(sha256=_sha(engine, sid)), tiny_dataset, seeds=1)
+        ops.post_result(sid, job.lease_token, result)
+        if attempt == 0:
+            path = app.state.ctx.storage.path_for(_sha_of_file(engine, sid))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"stored subset")
+            ops.rescore(sid, "harness fix")
+    with Session(engine) as db:
+        assert len(db.exec(select(Outcome).where(Outcome.submission_id == sid)).all()) == 2
+
+
+def _sha_of_file(engine: Engine, sid: int) -> str:
+    from server.models import Submission
+
+    with Session(engine) as db:
+        sub = db.get(Submission, sid)
+        assert sub is not None
+        return sub.file_sha256
