@@ -96,4 +96,5 @@ def build_manifest(
         executor=executor,
         job_id=job_id,
         wall_time_s=round(wall_time_s, 3),
+        image_cache=ds.image_cache_used,
     )

@@ -60,6 +60,7 @@ COMMAND_MODULES = (
     "harness.cli.references",
     "harness.cli.sweep",
     "harness.cli.tune",
+    "harness.cli.cache_images",
 )
 
 

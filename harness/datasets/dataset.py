@@ -118,6 +118,8 @@ class Dataset:
     # the set check), so only code that reads embeddings needs a usable set.
     verify_set: Callable[[Dataset], object] | None = field(default=None, repr=False)
     set_used: bool = field(default=False, repr=False)
+    # The decoded-image cache a recipe read through this handle (harness.datasets.image_cache)
+    image_cache_used: str | None = field(default=None, repr=False)
     _splits: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -88,7 +88,7 @@ def train(*, ctx: TrainContext, seed: int) -> NetworkPredictor:
     from harness.recipes.backbones import build_timm
     from harness.recipes.base import uid_holdout
     from harness.recipes.network import NetworkPredictor
-    from harness.recipes.torch_env import reproducible
+    from harness.recipes.torch_env import prepare_model, reproducible
 
     p: FixMatchParams = ctx.params
     table = ctx.subset_table()
@@ -99,7 +99,7 @@ def train(*, ctx: TrainContext, seed: int) -> NetworkPredictor:
     held = uid_holdout(table["uid"].astype(str).tolist(), p.val_fraction)
     with reproducible(seed=seed, device=ctx.device):
         model, data_cfg = build_timm(p, len(seen), ctx.weights_dir)
-        model.to(ctx.device)
+        prepare_model(model, ctx.device)
         loop = _Loop(ctx, model, data_cfg, seed)
         files = table["filename"].to_numpy()
         loop.run(files[~held], y[~held].astype(np.int64), files[held], y[held].astype(np.int64))
@@ -109,17 +109,18 @@ def train(*, ctx: TrainContext, seed: int) -> NetworkPredictor:
 class _TwoViews:
     """Unlabeled images as (weak view, strong view) pairs."""
 
-    def __init__(self, paths: list[Any], weak: Any, strong: Any) -> None:
-        self.paths, self.weak, self.strong = paths, weak, strong
+    def __init__(self, paths: list[Any], weak: Any, strong: Any, cache: Any = None) -> None:
+        from harness.recipes.images import ImageFiles
+
+        self.files = ImageFiles(paths=paths, targets=np.zeros(len(paths)), transform=None,
+                                cache=cache)  # fmt: skip
+        self.weak, self.strong = weak, strong
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[Any, Any]:
-        from PIL import Image
-
-        with Image.open(self.paths[i]) as img:
-            rgb = img.convert("RGB")
+        rgb = self.files.image(i)
         return self.weak(rgb), self.strong(rgb)
 
 
@@ -155,15 +156,15 @@ class _Loop:
     def _loader(self, data: Any, *, batch: int, sampler: Any = None, shuffle: bool = False) -> Any:
         import torch
 
-        from harness.recipes.images import _seed_worker
+        from harness.recipes.images import _seed_worker, loader_options
 
         return torch.utils.data.DataLoader(
             data,
             batch_size=batch,
             shuffle=shuffle,
             sampler=sampler,
-            num_workers=self.p.num_workers,
             worker_init_fn=_seed_worker,
+            **loader_options(self.p.num_workers, device=self.ctx.device),
             generator=torch.Generator().manual_seed(self.seed),
             drop_last=sampler is not None,
         )
@@ -171,15 +172,14 @@ class _Loop:
     def run(self, files: Any, y: Any, val_files: Any, val_y: Any) -> None:
         import torch
 
-        from harness.recipes.images import ImageFiles
+        from harness.recipes.images import ImageFiles, recipe_cache
 
         p, root = self.p, self.ctx.ds.image_root
-        labeled = ImageFiles(
-            paths=[root / str(f) for f in files], targets=y, transform=self._tf(train=True)
-        )
-        val = ImageFiles(
-            paths=[root / str(f) for f in val_files], targets=val_y, transform=self._tf(train=False)
-        )
+        cache = recipe_cache(self.ctx.ds, image_size=p.image_size, mode=p.image_cache)
+        labeled = ImageFiles(paths=[root / str(f) for f in files], targets=y,
+                             transform=self._tf(train=True), cache=cache)  # fmt: skip
+        val = ImageFiles(paths=[root / str(f) for f in val_files], targets=val_y,
+                         transform=self._tf(train=False), cache=cache)  # fmt: skip
         paths = unlabeled_paths(self.ctx, p.unlabeled)
         steps = math.ceil(len(labeled) / p.batch_size)
         unl = None
@@ -190,7 +190,7 @@ class _Loop:
                 num_samples=steps * p.mu * p.batch_size,
                 generator=torch.Generator().manual_seed(self.seed + 1),
             )
-            data = _TwoViews(paths, self._tf(train=True), self._strong())
+            data = _TwoViews(paths, self._tf(train=True), self._strong(), cache)
             unl = self._loader(data, batch=p.mu * p.batch_size, sampler=sampler)
         opt = torch.optim.Adam(self.model.parameters(), lr=p.lr, weight_decay=p.weight_decay)
         best, best_state, stale = math.inf, None, 0
@@ -213,7 +213,7 @@ class _Loop:
     def _epoch(self, labeled: Any, unl: Any, opt: Any, epoch: int) -> None:
         import torch
 
-        from harness.recipes.torch_env import autocast, grad_scaler
+        from harness.recipes.torch_env import autocast, grad_scaler, to_device
 
         self.model.train()
         dev, p = self.ctx.device, self.p
@@ -225,12 +225,12 @@ class _Loop:
                 continue
             if unl_iter is None:
                 with autocast(device=dev, dtype=self.amp):
-                    out = self.model(x.to(dev)).float()
+                    out = self.model(to_device(x, dev)).float()
                 loss = torch.nn.functional.cross_entropy(out, t.to(dev).long())
             else:
                 xw, xs = next(unl_iter)
                 with autocast(device=dev, dtype=self.amp):
-                    out = self.model(torch.cat([x, xw, xs]).to(dev)).float()
+                    out = self.model(to_device(torch.cat([x, xw, xs]), dev)).float()
                 lw, ls = out[len(x) :].chunk(2)
                 loss, rate = fixmatch_loss(
                     logits_labeled=out[: len(x)],

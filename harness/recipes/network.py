@@ -25,9 +25,16 @@ import torch
 from torch import nn
 
 from harness.recipes.base import TrainContext, uid_holdout
-from harness.recipes.images import ImageFiles, image_transforms, make_loader
+from harness.recipes.images import ImageFiles, image_transforms, make_loader, recipe_cache
 from harness.recipes.params import FinetuneParams
-from harness.recipes.torch_env import amp_dtype, autocast, grad_scaler, reproducible
+from harness.recipes.torch_env import (
+    amp_dtype,
+    autocast,
+    grad_scaler,
+    prepare_model,
+    reproducible,
+    to_device,
+)
 from submissions.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -60,8 +67,9 @@ class NetworkPredictor:
         table = self.ctx.ds.split(split)
         data = _images(self.ctx, table["filename"], np.zeros(len(table)), self.data_cfg, False)
         return make_loader(
-            data, batch_size=p.eval_batch_size, shuffle=False, seed=0, num_workers=p.num_workers
-        )
+            data, batch_size=p.eval_batch_size, shuffle=False, seed=0,
+            num_workers=p.num_workers, device=self.ctx.device,
+        )  # fmt: skip
 
 
 def train_network(*, ctx: TrainContext, seed: int, build: Builder) -> NetworkPredictor:
@@ -81,11 +89,13 @@ def train_network(*, ctx: TrainContext, seed: int, build: Builder) -> NetworkPre
     held = uid_holdout(table["uid"].astype(str).tolist(), p.val_fraction)
     with reproducible(seed=seed, device=ctx.device):
         model, data_cfg = build(p, len(seen) if seen is not None else 1, ctx.weights_dir)
-        model.to(ctx.device)
+        prepare_model(model, ctx.device)
         fit = _Fit(ctx, model, regression=seen is None)
         train = _images(ctx, table["filename"][~held], targets[~held], data_cfg, True)
         val = _images(ctx, table["filename"][held], targets[held], data_cfg, False)
-        loader = functools.partial(make_loader, seed=seed, num_workers=p.num_workers)
+        loader = functools.partial(
+            make_loader, seed=seed, num_workers=p.num_workers, device=ctx.device
+        )
         fit.run(
             loader(train, batch_size=p.batch_size, shuffle=True),
             loader(val, batch_size=p.eval_batch_size, shuffle=False) if held.any() else None,
@@ -110,7 +120,8 @@ def _images(
         size=p.image_size, mean=cfg["mean"], std=cfg["std"], train=train, augment=p.augment
     )
     paths = [ctx.ds.image_root / str(f) for f in filenames]
-    return ImageFiles(paths=paths, targets=targets, transform=tf)
+    cache = recipe_cache(ctx.ds, image_size=p.image_size, mode=p.image_cache)
+    return ImageFiles(paths=paths, targets=targets, transform=tf, cache=cache)
 
 
 class _Fit:
@@ -152,7 +163,7 @@ class _Fit:
             if len(x) < 2:  # BatchNorm cannot train on a single image; skip that remainder
                 continue
             with autocast(device=self.ctx.device, dtype=self.amp):
-                out = self.model(x.to(self.ctx.device))
+                out = self.model(to_device(x, self.ctx.device))
             loss = self._loss(out, t)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -167,7 +178,7 @@ class _Fit:
         total, count = 0.0, 0
         for x, t in loader:
             with autocast(device=self.ctx.device, dtype=self.amp):
-                out = self.model(x.to(self.ctx.device))
+                out = self.model(to_device(x, self.ctx.device))
             total, count = total + float(self._loss(out, t)) * len(x), count + len(x)
         return total / max(count, 1)
 
@@ -185,5 +196,5 @@ def _forward_all(model: nn.Module, loader: Loader, ctx: TrainContext) -> npt.NDA
     outs = []
     for x, _ in loader:
         with autocast(device=ctx.device, dtype=dtype):
-            outs.append(model(x.to(ctx.device)).float().cpu())
+            outs.append(model(to_device(x, ctx.device)).float().cpu())
     return torch.cat(outs).numpy()

@@ -13,7 +13,7 @@ registry.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -21,6 +21,10 @@ from harness.recipes.base import Params
 
 Amp = Literal["auto", "off", "bf16", "fp16"]  # autocast dtype on CUDA (harness.recipes.torch_env)
 Augment = Literal["none", "crop", "crop_flip"]  # training augmentation (harness.recipes.images)
+# Decoded-image cache (harness.recipes.images.recipe_cache): use one if present, build, or never.
+ImageCacheMode = Literal["auto", "build", "off"]
+# Loader processes; "auto": the job's CPUs (SLURM_CPUS_PER_TASK) less one.
+Workers = Annotated[int, Field(ge=0)] | Literal["auto"]
 
 
 class LinearProbeParams(Params):
@@ -67,7 +71,12 @@ class FinetuneParams(Params):
     amp: Amp = Field(
         "auto", description="mixed precision on CUDA (auto: bf16 where supported); never on CPU"
     )
-    num_workers: int = Field(4, ge=0, description="image-loading worker processes")
+    num_workers: Workers = Field(
+        4, description="image-loading worker processes (auto: SLURM_CPUS_PER_TASK less one)"
+    )
+    image_cache: ImageCacheMode = Field(
+        "auto", description="decoded-image cache: auto (if present), build (if missing), off"
+    )
 
 
 class LoraParams(FinetuneParams):
@@ -107,7 +116,8 @@ class ReidParams(Params):
     margin: float = Field(0.3, gt=0, description="triplet margin on cosine distance")
     augment: Augment = "crop_flip"
     amp: Amp = "auto"
-    num_workers: int = Field(4, ge=0)
+    num_workers: Workers = 4
+    image_cache: ImageCacheMode = "auto"
 
     @model_validator(mode="after")
     def _pk(self) -> ReidParams:

@@ -81,3 +81,19 @@ def autocast(*, device: str, dtype: torch.dtype | None) -> contextlib.AbstractCo
 def grad_scaler(dtype: torch.dtype | None) -> torch.amp.GradScaler:
     """Loss scaling for fp16 only; a disabled scaler is a pass-through otherwise."""
     return torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+
+def prepare_model(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """Move to ``device``; on CUDA in ``channels_last`` (faster convolutions under autocast)."""
+    if device.startswith("cuda"):
+        return model.to(device).to(memory_format=torch.channels_last)
+    return model.to(device)
+
+
+def to_device(x: torch.Tensor, device: str) -> torch.Tensor:
+    """A batch on ``device``: asynchronous from pinned memory and ``channels_last`` on CUDA."""
+    if not device.startswith("cuda"):
+        return x.to(device)
+    if x.dim() == 4:
+        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
+    return x.to(device, non_blocking=True)
