@@ -19,6 +19,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from leaderboard.intervals import rank_label
 from leaderboard.ranking import Board, Entry
 from leaderboard.rows import Kind
 
@@ -27,12 +28,16 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Interval = tuple[float, float]
+
+
 class TaskCellPublic(_Out):
     mean: float
     std: float
     secondary: float | None
     n_seeds: int
     submission_id: int
+    ci95: Interval | None = None  # [low, high]: bootstrap over test examples (and seeds)
 
 
 class EntryPublic(_Out):
@@ -43,6 +48,10 @@ class EntryPublic(_Out):
     method: str | None
     score: float | None
     score_std: float | None
+    score_ci95: Interval | None = None
+    # Entries sharing a group are not distinguishable at 95% (the strict rank of its first).
+    group: int | None = None
+    rank_label: str = ""  # "1", "=1", "3": the rank, "=k" inside a tied group
     secondary: float | None
     tasks: dict[str, TaskCellPublic]
     missing_tasks: list[str]
@@ -77,6 +86,9 @@ def entry_public(e: Entry) -> EntryPublic:
         method=e.method,
         score=e.score,
         score_std=e.score_std,
+        score_ci95=e.score_ci95,
+        group=e.group,
+        rank_label=rank_label(e),
         secondary=e.secondary,
         tasks={
             t: TaskCellPublic(
@@ -85,6 +97,7 @@ def entry_public(e: Entry) -> EntryPublic:
                 secondary=c.secondary,
                 n_seeds=c.n_seeds,
                 submission_id=c.submission_id,
+                ci95=c.ci95,
             )
             for t, c in e.cells.items()
         },
@@ -123,7 +136,7 @@ class LeaderboardPublic(_Out):
 
 def csv_header(board: Board) -> list[str]:
     r = board.rule
-    per_task = [col for t in board.tasks for col in (t, f"{t}_std")]
+    per_task = [c for t in board.tasks for c in (t, f"{t}_std", f"{t}_ci95_low", f"{t}_ci95_high")]
     return [
         "dataset",
         "fraction",
@@ -131,12 +144,15 @@ def csv_header(board: Board) -> list[str]:
         "recipe_version",
         "board",
         "rank",
+        "group",
         "label",
         "team",
         "kind",
         "method",
         r.primary,
         f"{r.primary}_std",
+        f"{r.primary}_ci95_low",
+        f"{r.primary}_ci95_high",
         r.secondary or "secondary",
         *per_task,
         "missing_tasks",
@@ -154,16 +170,18 @@ def csv_rows(board: Board, *, budget: int | None = None) -> Iterable[list[object
         cells: list[object] = []
         for t in board.tasks:
             c = e.cells.get(t)
-            cells += [c.mean, c.std] if c else ["", ""]
+            cells += [c.mean, c.std, *_interval(c.ci95)] if c else ["", "", "", ""]
         yield [
             *ident,
             _opt(e.rank),
+            _opt(e.group),
             _safe(e.label),
             _safe(e.team),
             e.kind,
             _safe(e.method or ""),
             _opt(e.score),
             _opt(e.score_std),
+            *_interval(e.score_ci95),
             _opt(e.secondary),
             *cells,
             ";".join(e.missing),
@@ -187,6 +205,10 @@ def boards_csv(boards: Sequence[tuple[Board, int | None]]) -> str:
     for board, budget in boards:
         w.writerows(csv_rows(board, budget=budget))
     return buf.getvalue()
+
+
+def _interval(ci: Interval | None) -> list[object]:
+    return ["", ""] if ci is None else [ci[0], ci[1]]
 
 
 def _opt(v: object) -> object:

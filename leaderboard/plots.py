@@ -31,7 +31,8 @@ FONT = "system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
 class Point:
     x: float
     y: float
-    err: float = 0.0
+    err: float = 0.0  # ± std over seeds, drawn as a whisker when there is no interval
+    ci95: tuple[float, float] | None = None  # drawn as a band
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def fraction_series(boards: Mapping[float, Board], *, top: int = 6) -> list[Seri
             if e.score is None:
                 continue
             points.setdefault((e.label, e.reference), []).append(
-                Point(fraction, e.score, e.score_std or 0.0)
+                Point(fraction, e.score, e.score_std or 0.0, e.score_ci95)
             )
             if e.rank is not None:
                 best_rank[e.label] = min(best_rank.get(e.label, e.rank), e.rank)
@@ -155,7 +156,8 @@ def line_chart(
     width: int = 560,
     height: int = 320,
 ) -> str:
-    """Lines with error bars; x on a log scale (fractions) with a tick at every x present."""
+    """Lines with 95% interval bands (or ± std whiskers); x on a log scale (fractions) with a
+    tick at every x present."""
     pts = [p for s in series for p in s.points]
     if not pts:
         return ""
@@ -165,7 +167,7 @@ def line_chart(
     x0, x1 = tx(xs[0]), tx(xs[-1])
     pad = (x1 - x0) * 0.06 or 0.5
     x0, x1 = x0 - pad, x1 + pad
-    yt = nice_ticks(min(p.y - p.err for p in pts), max(p.y + p.err for p in pts))
+    yt = nice_ticks(min(_extent(p)[0] for p in pts), max(_extent(p)[1] for p in pts))
     y0, y1 = yt[0], yt[-1]
 
     def px(v: float) -> float:
@@ -225,12 +227,13 @@ def _line(s: Series, st: Style, px: Scale, py: Scale) -> list[str]:
     coords = [(px(p.x), py(p.y), p) for p in sorted(s.points, key=lambda p: p.x)]
     dash = f' stroke-dasharray="{st.dash}"' if st.dash else ""
     out = [f'<g class="series" data-label="{escape(s.label)}"><title>{escape(s.label)}</title>']
+    out += _band(coords, st.color, py)
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in coords)
     out.append(
         f'<polyline points="{path}" fill="none" stroke="{st.color}" stroke-width="2.5"{dash}/>'
     )
     for x, y, p in coords:
-        if p.err > 0:
+        if p.err > 0 and p.ci95 is None:
             lo, hi = py(p.y - p.err), py(p.y + p.err)
             out.append(
                 f'<path d="M{x:.1f},{lo:.1f}V{hi:.1f}M{x - 4:.1f},{lo:.1f}h8'
@@ -239,6 +242,27 @@ def _line(s: Series, st: Style, px: Scale, py: Scale) -> list[str]:
         out.append(_marker(x, y, st.color, square=s.reference))
     out.append("</g>")
     return out
+
+
+def _extent(p: Point) -> tuple[float, float]:
+    """What a point draws: its interval, or ± its std."""
+    return p.ci95 if p.ci95 is not None else (p.y - p.err, p.y + p.err)
+
+
+def _band(coords: list[tuple[float, float, Point]], color: str, py: Scale) -> list[str]:
+    """The 95% interval as a translucent band over the points that have one (a single
+    point: a whisker)."""
+    have = [(x, p.ci95) for x, _, p in coords if p.ci95 is not None]
+    if len(have) == 1:
+        x, (lo, hi) = have[0]
+        return [f'<path class="ci" d="M{x:.1f},{py(lo):.1f}V{py(hi):.1f}" stroke="{color}" '
+                'stroke-width="6" stroke-opacity="0.25" fill="none"/>']  # fmt: skip
+    if not have:
+        return []
+    upper = [f"{x:.1f},{py(hi):.1f}" for x, (_, hi) in have]
+    lower = [f"{x:.1f},{py(lo):.1f}" for x, (lo, _) in reversed(have)]
+    return [f'<polygon class="ci" points="{" ".join(upper + lower)}" fill="{color}" '
+            'fill-opacity="0.15" stroke="none"/>']  # fmt: skip
 
 
 def _marker(x: float, y: float, color: str, *, square: bool) -> str:

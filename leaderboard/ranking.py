@@ -100,6 +100,7 @@ class TaskCell:
     n_seeds: int
     submission_id: int
     created_at: datetime
+    ci95: tuple[float, float] | None = None  # bootstrap interval (leaderboard.intervals)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,10 @@ class Entry:
     submission_ids: tuple[int, ...]
     submitted_at: datetime
     subset_size: int | None
+    # Set by leaderboard.intervals when the rows carry per-example outcomes: the score's 95%
+    # interval, and for ranked entries the strict rank of the first entry of its tied group.
+    score_ci95: tuple[float, float] | None = None
+    group: int | None = None
 
     @property
     def reference(self) -> bool:

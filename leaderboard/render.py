@@ -28,6 +28,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from leaderboard import plots
+from leaderboard.intervals import GROUP_NOTE, rank_label
 from leaderboard.views import BoardPage, DatasetInfo, SubmissionView, TeamView
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -175,6 +176,14 @@ def fmt_pm(mean: float | None, std: float | None) -> Markup:
     return Markup(f'{fmt_num(mean)}<span class="pm"> ± {fmt_std(std)}</span>')
 
 
+def fmt_ci(mean: float | None, std: float | None, ci: tuple[float, float] | None) -> Markup:
+    """``mean [low, high]`` where a 95% interval is known (it includes the seeds' spread, so
+    no ± beside it), else :func:`fmt_pm`."""
+    if mean is None or ci is None:
+        return fmt_pm(mean, std)
+    return Markup(f'{fmt_num(mean)}<span class="ci"> [{fmt_num(ci[0])}, {fmt_num(ci[1])}]</span>')
+
+
 def fmt_std(std: float) -> str:
     """A std next to a 3-decimal mean: 3 decimals too, unless it would read as zero."""
     a = abs(std)
@@ -221,7 +230,8 @@ def environment() -> Environment:
         int=fmt_int,
         breakable=breakable,
     )
-    env.globals.update(pm=fmt_pm, palette=plots.palette, zip=zip)
+    env.globals.update(pm=fmt_pm, ci=fmt_ci, rank_label=rank_label, group_note=GROUP_NOTE,
+                       palette=plots.palette, zip=zip)  # fmt: skip
     return env
 
 

@@ -87,6 +87,7 @@ class TaskScores:
     mean: Mapping[str, float]
     std: Mapping[str, float]
     seeds: tuple[SeedScores, ...] = ()
+    ci95: tuple[float, float] | None = None  # of the primary metric, when outcomes exist
 
 
 @dataclass(frozen=True)

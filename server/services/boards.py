@@ -30,18 +30,24 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import DateTime, func, select, type_coerce
 from sqlmodel import Session, col
 
 from harness.specs import DatasetSpec
+from leaderboard.intervals import with_intervals
 from leaderboard.picks import final_rows
 from leaderboard.plots import Series, fraction_series
 from leaderboard.ranking import Board, BoardKey, RankingRule, rank_dataset_board
 from leaderboard.rows import KINDS, ResultRow
+from leaderboard.significance import TaskStat
 from server.context import ServerContext
 from server.models import Evaluation, Submission, TaskScore, Team
 from server.services.built import BuiltOnce
+from server.services.outcomes import load_outcomes
 from server.services.public_rows import ON_PUBLIC_BOARDS
+from submissions.outcomes import PER_EXAMPLE
 
 T = TypeVar("T")
 
@@ -191,8 +197,11 @@ class BundleOf:
     all_entries: bool = False
 
 
-def rank_bundle(*, db: Session, spec: DatasetSpec, of: BundleOf) -> Bundle:
-    """Boards of every fraction of ``spec`` (the spec of ``of.dataset``)."""
+def rank_bundle(
+    *, db: Session, spec: DatasetSpec, of: BundleOf, stats: Sequence[TaskStat] = ()
+) -> Bundle:
+    """Boards of every fraction of ``spec`` (the spec of ``of.dataset``), with intervals and
+    tied groups where the rows carry outcomes and ``stats`` says how each task is scored."""
     hidden = tuple(t.name for t in spec.tasks if t.hidden and t.name in of.tasks)
     public = tuple(t.name for t in spec.tasks if not t.hidden)
     # The final picks of a hidden task rank teams' submissions by their public score.
@@ -215,8 +224,28 @@ def rank_bundle(*, db: Session, spec: DatasetSpec, of: BundleOf) -> Bundle:
         )
         for f in spec.fractions
     }
+    if stats:
+        ids = [r.submission_id for r in rows]
+        outcomes = primary_outcomes(db=db, spec=spec, submission_ids=ids, tasks=of.tasks)
+        boards = {f: with_intervals(b, outcomes=outcomes, tasks=stats) for f, b in boards.items()}
     series = () if of.all_entries else tuple(fraction_series(boards))
     return Bundle(spec, of.recipe, of.version, of.tasks, of.all_entries, boards, series)
+
+
+def primary_outcomes(
+    *, db: Session, spec: DatasetSpec, submission_ids: Sequence[int], tasks: Sequence[str]
+) -> dict[int, dict[str, npt.NDArray[np.generic]]]:
+    """Per-example outcomes of the primary metric, by submission and task (empty when the
+    metric is not a per-example mean, e.g. mAP)."""
+    name = PER_EXAMPLE.get(spec.primary_metric)
+    if name is None:
+        return {}
+    ids = sorted(set(submission_ids))
+    out: dict[int, dict[str, npt.NDArray[np.generic]]] = {}
+    for t in tasks:
+        for sid, matrix in load_outcomes(db=db, submission_ids=ids, task=t, name=name).items():
+            out.setdefault(sid, {})[t] = matrix
+    return out
 
 
 def _untracked(bundle: Bundle) -> Bundle:
@@ -242,5 +271,9 @@ class Boards:
         # Read before the rows: what is built is at least as new as the version it is kept for.
         board = (board_versions(db).get(of.dataset, 0),)
         rank: Ranker = self.rank or partial(rank_bundle, db=db)
-        return self.cache.get(of, version=board, size=Bundle.nbytes,
-                              build=lambda: _untracked(rank(spec=spec, of=of)))  # fmt: skip
+
+        def build() -> Bundle:  # once per board version: the labels are read here, not per request
+            stats = self.ctx.catalog.task_stats(of.dataset, of.tasks)
+            return _untracked(rank(spec=spec, of=of, stats=stats))
+
+        return self.cache.get(of, version=board, size=Bundle.nbytes, build=build)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,9 +25,11 @@ from sqlmodel import Session
 
 from harness.specs import BenchmarkSpecs, DatasetSpec, load_benchmark
 from leaderboard.phases import PickWindow, pick_window, visible_tasks
+from leaderboard.significance import TaskStat
 from server.models import Dataset as DatasetRow
 from server.models import utcnow
-from submissions.errors import DataNotFound
+from submissions.errors import DataNotFound, TdcError
+from submissions.outcomes import PER_CLASS
 from submissions.schemas import DatasetPublic, FractionPublic, TaskPublic
 
 if TYPE_CHECKING:
@@ -63,6 +66,21 @@ class Catalog:
 
     def spec(self, name: str) -> DatasetSpec:
         return self.specs.dataset(name)
+
+    def task_stats(self, name: str, tasks: Sequence[str]) -> tuple[TaskStat, ...]:
+        """How the boards' intervals score each task: the mean of its outcomes, or for a
+        per-class metric (balanced accuracy) per class, from the test split's labels (no
+        labels when the dataset is not prepared here: those boards show no intervals)."""
+        spec = self.spec(name)
+        if spec.primary_metric not in PER_CLASS:
+            return tuple(TaskStat(t) for t in tasks)
+        try:
+            ds = self.dataset(name)
+        except TdcError:
+            return ()
+        return tuple(
+            TaskStat(t, classes=ds.split(spec.task(t).test)["label"].to_numpy()) for t in tasks
+        )
 
     def dataset(self, name: str) -> Dataset:
         """The prepared dataset (opened once); DataNotFound if it is not prepared here."""

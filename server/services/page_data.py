@@ -22,6 +22,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from harness.specs import DatasetSpec, check_fraction
+from leaderboard.intervals import task_intervals
 from leaderboard.phases import phase_of, utcnow
 from leaderboard.ranking import Board
 from leaderboard.views import (
@@ -47,6 +48,7 @@ from server.services.boards import (
     Ranker,
     aware,
     entry_count,
+    primary_outcomes,
     recipe_versions,
     snap_fraction,
 )
@@ -237,6 +239,7 @@ class PageService:
         scores = public_rows.scores(
             db=db, submission_id=sub.id, exclude_tasks=set(covered) - visible
         )
+        intervals = self._intervals(db, spec, sub.id, [s.task for s in scores])
         version = ev.recipe_version if ev else self.recipe_version(sub.recipe)
         manifest = public_rows.manifest(db=db, submission_id=sub.id)
         pool = self.pool_sizes(db).get(sub.dataset)
@@ -274,6 +277,7 @@ class PageService:
                     s.mean,
                     s.std,
                     tuple(SeedScores(x.seed, x.metrics) for x in s.seeds),
+                    intervals.get(s.task),
                 )
                 for s in scores
             ),
@@ -282,6 +286,17 @@ class PageService:
             manifest=manifest.model_dump(mode="json") if manifest else None,
             references=self._references(db, sub, version, fraction, visible) if ev else {},
         )
+
+    def _intervals(
+        self, db: Session, spec: DatasetSpec, sid: int | None, tasks: Sequence[str]
+    ) -> dict[str, tuple[float, float]]:
+        """The primary metric's 95% interval per task, as the boards resample it."""
+        assert sid is not None
+        mine = primary_outcomes(db=db, spec=spec, submission_ids=[sid], tasks=tasks).get(sid)
+        if not mine:
+            return {}
+        stats = self.ctx.catalog.task_stats(spec.name, tasks)
+        return task_intervals({t: mine.get(t) for t in tasks}, tasks=stats) if stats else {}
 
     def _references(
         self, db: Session, sub: Submission, version: str, fraction: float | None, tasks: set[str]

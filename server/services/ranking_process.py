@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from harness.specs import DatasetSpec
+    from leaderboard.significance import TaskStat
 
 _engine: Engine | None = None  # the child's
 
@@ -43,8 +45,8 @@ class RankingProcess:
         """Start the child now rather than in the first board request (~1 s of imports)."""
         self._pool.submit(int)
 
-    def __call__(self, *, spec: DatasetSpec, of: BundleOf) -> Bundle:
-        return self._pool.submit(_rank, spec, of).result()
+    def __call__(self, *, spec: DatasetSpec, of: BundleOf, stats: Sequence[TaskStat]) -> Bundle:
+        return self._pool.submit(_rank, spec, of, stats).result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -66,7 +68,7 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def _rank(spec: DatasetSpec, of: BundleOf) -> Bundle:
+def _rank(spec: DatasetSpec, of: BundleOf, stats: Sequence[TaskStat]) -> Bundle:
     assert _engine is not None, "the child's initializer sets the engine"
     with Session(_engine) as db:
-        return rank_bundle(db=db, spec=spec, of=of)
+        return rank_bundle(db=db, spec=spec, of=of, stats=stats)

@@ -60,6 +60,20 @@ def test_line_chart_is_valid_escaped_svg_with_one_line_per_series() -> None:
     assert (xs[2] - xs[1]) / (xs[1] - xs[0]) == pytest.approx(1.3219, rel=1e-2)
 
 
+def test_intervals_are_bands_that_span_them() -> None:
+    """A series whose points carry 95% intervals is drawn with a band from low to high (and
+    no std whiskers); the y axis covers the bands."""
+    band = Series("team", (Point(0.1, 0.6, 0.05, (0.5, 0.7)), Point(0.25, 0.8, 0.0, (0.7, 0.9))))
+    root = ET.fromstring(line_chart([band], x_label="f", y_label="acc"))
+    (polygon,) = root.findall(".//s:polygon[@class='ci']", NS)
+    ys = [float(xy.split(",")[1]) for xy in polygon.get("points", "").split()]
+    (circle_lo, circle_hi) = [float(c.get("cy")) for c in root.findall(".//s:circle", NS)]  # type: ignore[arg-type]
+    assert max(ys) > circle_lo and min(ys) < circle_hi  # 0.5 below the first point, 0.9 above
+    assert root.findall(".//s:g[@class='series']/s:path", NS) == []  # no whiskers
+    labels = [t.text for t in root.findall(".//s:text", NS)]
+    assert "0.5" in labels or "0.50" in labels  # the axis reaches the lowest bound
+
+
 def test_bar_chart_lengths_are_proportional_to_values() -> None:
     svg = bar_chart(
         [Bar("test1", 0.8, 0.05), Bar("test2", 0.4)],

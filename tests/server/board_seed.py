@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from server.services.auth import create_team, issue_token
 from submissions.schemas import (
     ClaimRequest,
     EvalResult,
+    ExampleOutcomes,
     FailurePost,
     Manifest,
     ResultPost,
@@ -35,7 +36,7 @@ from submissions.schemas import (
     TaskResult,
 )
 from tests.infra.html_probe import Page, external, parse
-from tests.server.helpers import insert_submission
+from tests.server.helpers import insert_submission, nested_correct
 
 _tags = itertools.count()
 ACTOR = "organizer:ops"
@@ -54,6 +55,8 @@ class Planned:
     spread: float = 0.0  # seeds at acc - spread, acc, acc + spread (std = spread * sqrt(2/3))
     recipe_version: str = "1"
     extra: dict[str, float] = field(default_factory=dict)
+    # Per-example outcomes with each seed (nested_correct): accuracy is then k / test size.
+    outcomes: bool = False
 
 
 def ensure_team(engine: Engine, name: str) -> None:
@@ -70,10 +73,27 @@ def _seeds(acc: float, spread: float, extra: dict[str, float]) -> list[SeedResul
     ]
 
 
-def result_for(sub: Submission, plan: Planned) -> EvalResult:
+def _with_outcomes(seeds: list[SeedResult], uids: Sequence[str]) -> list[SeedResult]:
+    out = []
+    for s in seeds:
+        correct = nested_correct(s.metrics["accuracy"], len(uids))
+        acc = float(correct.mean())
+        metrics = {**s.metrics, "accuracy": acc, "balanced_accuracy": acc - 0.05}
+        outcomes = ExampleOutcomes.of("correct", {"correct": correct}, uids=uids)
+        out.append(s.model_copy(update={"metrics": metrics, "outcomes": outcomes}))
+    return out
+
+
+def result_for(
+    sub: Submission, plan: Planned, test_uids: Mapping[str, Sequence[str]] | None = None
+) -> EvalResult:
+    """The result of ``plan``; with ``plan.outcomes``, ``test_uids`` (per task) are needed."""
     tasks = []
     for task, acc in plan.accs.items():
         seeds = _seeds(acc, plan.spread, plan.extra)
+        if plan.outcomes:
+            assert test_uids is not None, "outcomes need the test splits' UIDs"
+            seeds = _with_outcomes(seeds, test_uids[task])
         mean = {k: math.fsum(s.metrics[k] for s in seeds) / len(seeds) for k in seeds[0].metrics}
         std = {
             k: math.sqrt(math.fsum((s.metrics[k] - mean[k]) ** 2 for s in seeds) / len(seeds))
@@ -133,6 +153,11 @@ def _insert(engine: Engine, plan: Planned) -> int:
     return sid
 
 
+def _test_uids(ctx: ServerContext, dataset: str) -> dict[str, list[str]]:
+    ds = ctx.catalog.dataset(dataset)
+    return {t.name: [str(u) for u in ds.uids(t.test)] for t in ds.spec.tasks}
+
+
 def seed(engine: Engine, ctx: ServerContext, plans: Sequence[Planned]) -> list[int]:
     """Create, claim and score each planned submission, in order; their ids."""
     ids = []
@@ -142,7 +167,8 @@ def seed(engine: Engine, ctx: ServerContext, plans: Sequence[Planned]) -> list[i
         with Session(engine) as db:
             sub = db.get(Submission, sid)
             assert sub is not None
-            post = ResultPost(lease_token=token, result=result_for(sub, plan))
+            uids = _test_uids(ctx, sub.dataset) if plan.outcomes else None
+            post = ResultPost(lease_token=token, result=result_for(sub, plan, uids))
             organizer_ops.post_result(db=db, ctx=ctx, submission_id=sid, post=post, actor=ACTOR)
         ids.append(sid)
     return ids
@@ -225,8 +251,11 @@ def build_world(engine: Engine, ctx: ServerContext) -> World:
     """Board of the tiny dataset (test1 public, test2 hidden), see tests/server/test_pages.py."""
     plans = {
         "alpha_all": Planned("alpha", {"test1": 0.80, "test2": 0.60}, spread=0.01),
-        "alpha_t1": Planned("alpha", {"test1": 0.85}, task="test1", name="nearest-query"),
-        "beta_all": Planned("beta", {"test1": 0.82, "test2": 0.90}),
+        # With outcomes (nested: 51 and 50 of 60 test1 examples right, one apart): tied.
+        "alpha_t1": Planned(
+            "alpha", {"test1": 0.85}, task="test1", name="nearest-query", outcomes=True
+        ),
+        "beta_all": Planned("beta", {"test1": 50 / 60, "test2": 0.90}, outcomes=True),
         "gamma_t2": Planned("gamma", {"test2": 0.95}, task="test2"),
         "random": Planned(
             "ops", {"test1": 0.5, "test2": 0.5}, kind="baseline", name="random_filter"

@@ -155,6 +155,25 @@ def test_every_page_loads_and_the_board_matches_the_database(live: Live) -> None
     assert live.errors == []
 
 
+def test_intervals_and_groups_match_the_json(live: Live) -> None:
+    """What the browser shows of each entry's 95% interval and tied group is the JSON's."""
+    import httpx
+
+    page = open_page(live, "/datasets/tiny?fraction=0.1")
+    rows = page.eval_on_selector_all("table.board tbody tr", ROWS_JS)
+    board = httpx.get(f"{live.server.url}/api/leaderboard/tiny?fraction=0.1").json()["boards"][0]
+    shown_groups = [r[3] for r in rows]  # rank, team, score, group
+    assert shown_groups == [e["rank_label"] for e in board["entries"]]
+    assert "=1" in shown_groups, "not vacuous: the seeded pair is tied"
+    for row, entry in zip(rows, board["entries"], strict=True):
+        ci = entry["score_ci95"]
+        want = "" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+        assert want in row[2], (row, entry)
+    tied = page.locator("td[data-testid=group]", has_text="=1")
+    assert "not distinguishable at 95%" in (tied.get_attribute("title") or "")
+    page.close()
+
+
 def test_sorting_a_column(live: Live) -> None:
     page = open_page(live, "/datasets/tiny?fraction=0.1")
     before = shown_board(page)

@@ -1,8 +1,9 @@
 """HTML pages over a database seeded through the worker path (SQLite and PostgreSQL).
 
 Board of the tiny dataset (test1 public, test2 hidden), fraction 0.1, hand-computed:
-public (test1 only): oracle 0.99 (ref), alpha 0.85 (best of its two), beta 0.82, random 0.50 (ref)
-organizer (test1+test2): oracle, beta 0.86, alpha 0.725, random, gamma unranked (missing test1)
+public (test1 only): oracle 0.99 (ref), alpha 0.85 (best of its two), beta 0.833 (group "=1":
+one example apart from alpha), random 0.50 (ref)
+organizer (test1+test2): oracle, beta 0.867, alpha 0.725, random, gamma unranked (missing test1)
 delta is disqualified and epsilon hidden: on no board.
 
 Every test here only reads, so the module shares one seeded app per database (``shared_world``;
@@ -42,7 +43,7 @@ def test_public_board_ranks_public_tasks_only(client: TestClient, world: World) 
     assert board_rows(page) == [
         ("ref", "oracle", "0.990"),
         ("1", "alpha", "0.850"),
-        ("2", "beta", "0.820"),
+        ("2", "beta", "0.833"),
         ("ref", "random_filter", "0.500"),
     ]
     assert "test2" not in page.tables[0].headers
@@ -58,15 +59,18 @@ def test_organizer_board_includes_hidden_tasks(
     page = get_page(client, "/datasets/tiny?fraction=0.1", headers=auth(tokens["ops"]))
     assert board_rows(page) == [
         ("ref", "oracle", "0.990"),
-        ("1", "beta", "0.860"),
+        ("1", "beta", "0.867"),
         ("2", "alpha", "0.725"),
         ("ref", "random_filter", "0.500"),
         ("–", "gamma", "–"),
     ]
     assert "missing test1" in page.text
     # alpha: test1 from its task-specific entry (std 0), test2 from the all-task one (3 seeds)
+    # (its test1 row has per-example outcomes, so an interval; the test2 row has none, so the
+    # entry has no score interval and a group of its own)
     alpha = page.tables[0].body[2].cells
-    assert alpha[2] == "0.725 ± 0.004" and alpha[3:5] == ["0.850", "0.600 ± 0.008"]
+    assert alpha[2] == "0.725 ± 0.004" and alpha[3] == "2"
+    assert alpha[4:6] == ["0.850 [0.750, 0.933]", "0.600 ± 0.008"]
     # a participant token is no organizer
     assert (
         "test2"
@@ -194,3 +198,35 @@ def test_static_files_are_served(client: TestClient) -> None:
     assert "http" not in css.text.replace("http-equiv", "")
     js = client.get("/static/sort.js")
     assert js.status_code == 200 and "data-sortable" in js.text and "fetch(" not in js.text
+
+
+def test_intervals_and_tied_groups(client: TestClient, world: World) -> None:
+    """alpha (51 of 60 test1 examples right) and beta (50, the same ones but one): their
+    paired difference is not significant, so beta is "=1"; rows without per-example outcomes
+    (the references here) have no interval and no group."""
+    page = get_page(client, "/datasets/tiny?fraction=0.1")
+    board = page.tables[0]
+    assert board.column("Group") == ["", "1", "=1", ""]
+    assert board.column("Rank") == ["ref", "1", "2", "ref"]  # the strict ranks stay
+    alpha, beta = board.column("accuracy")[1:3]
+    assert alpha.startswith("0.850 [") and beta.startswith("0.833 [")
+    assert "not distinguishable at 95%" in page.text
+    api = client.get("/api/leaderboard/tiny", params={"fraction": 0.1}).json()
+    entries = api["boards"][0]["entries"]
+    assert [e["group"] for e in entries] == [None, 1, 1, None]
+    assert [e["rank_label"] for e in entries] == ["", "1", "=1", ""]
+    low, high = entries[1]["score_ci95"]
+    assert low < 0.85 < high and entries[1]["tasks"]["test1"]["ci95"] == [low, high]
+    assert entries[0]["score_ci95"] is None  # the oracle: no outcomes recorded
+    csv_text = client.get("/api/leaderboard/tiny", params={"fraction": 0.1, "format": "csv"}).text
+    header, _, alpha_row = csv_text.splitlines()[:3]
+    cols = dict(zip(header.split(","), alpha_row.split(","), strict=True))
+    assert cols["group"] == "1" and float(cols["accuracy_ci95_low"]) == low
+    assert float(cols["test1_ci95_high"]) == high
+
+
+def test_submission_page_shows_its_intervals(client: TestClient, world: World) -> None:
+    page = get_page(client, f"/submissions/{world.ids['beta_all']}")
+    assert page.tables[0].column("accuracy")[0].startswith("0.833 [")
+    without = get_page(client, f"/submissions/{world.ids['alpha_all']}")
+    assert without.tables[0].column("accuracy") == ["0.800 ± 0.008"]  # stored before outcomes

@@ -37,7 +37,7 @@ def test_board_cache_is_revalidated_by_new_scores(
     assert board_rows(get_page(client, "/datasets/tiny?fraction=0.1"))[1] == ("1", "zeta", "0.930")
     moderate(engine, app.state.ctx, world.ids["alpha_t1"], "disqualify")
     rows = board_rows(get_page(client, "/datasets/tiny?fraction=0.1"))
-    assert ("2", "beta", "0.820") in rows and ("3", "alpha", "0.800") in rows
+    assert ("2", "beta", "0.833") in rows and ("3", "alpha", "0.800") in rows
 
 
 def test_recipe_versions_are_separate_boards(
