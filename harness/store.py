@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_EMBEDDING = "-"
+NO_IMAGE_CACHE = "-"
 
 
 class ScoreKey(BaseModel):
@@ -61,10 +62,18 @@ class ScoreKey(BaseModel):
     task: str
     recipe_hash: str
     seed: int
+    # The decoded-image cache the recipe reads (its key), or NO_IMAGE_CACHE for the original
+    # files: the two differ by resize error, so a score from one is never reused for the other.
+    image_cache: str = NO_IMAGE_CACHE
 
     @property
     def digest(self) -> str:
-        blob = "|".join(str(v) for v in self.model_dump().values())
+        # Without a cache, the digest of the fields before image_cache: scores stored before
+        # the cache existed keep their keys.
+        values = self.model_dump(
+            exclude={"image_cache"} if self.image_cache == NO_IMAGE_CACHE else None
+        )
+        blob = "|".join(str(v) for v in values.values())
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -76,6 +85,7 @@ class ScoreKeys:
     embedding: str
     subset: str
     recipe_hash: str
+    image_cache: str = NO_IMAGE_CACHE
 
     @classmethod
     def of(
@@ -93,7 +103,11 @@ class ScoreKeys:
         if get_kind(recipe.kind).uses_embeddings:
             embedding = fingerprint or ds.set_fingerprint() or "unknown"
         return cls(
-            ds.manifest_hash(), embedding, subset_sha256, recipe_hash or recipe.config_hash()
+            ds.manifest_hash(),
+            embedding,
+            subset_sha256,
+            recipe_hash or recipe.config_hash(),
+            planned_image_cache(ds, recipe),
         )
 
     def key(self, task: str, seed: int) -> ScoreKey:
@@ -104,7 +118,24 @@ class ScoreKeys:
             task=task,
             recipe_hash=self.recipe_hash,
             seed=seed,
+            image_cache=self.image_cache,
         )
+
+
+def planned_image_cache(ds: Dataset, recipe: RecipeSpec) -> str:
+    """The key of the image cache ``recipe`` will read on ``ds`` (as ``recipe_cache`` picks
+    it: an existing one, or with ``build`` the one it will build), or NO_IMAGE_CACHE."""
+    from harness.datasets.image_cache import CacheKey, cache_size_for, find_image_cache
+
+    params = get_kind(recipe.kind).params.model_validate(recipe.params)
+    mode = getattr(params, "image_cache", "off")
+    if mode == "off":
+        return NO_IMAGE_CACHE
+    need = cache_size_for(int(params.image_size))  # type: ignore[attr-defined]
+    found = find_image_cache(ds, min_size=need)
+    if found is not None:
+        return found.key.name
+    return CacheKey(need, "raw", ds.manifest_hash()).name if mode == "build" else NO_IMAGE_CACHE
 
 
 class StoredScore(BaseModel):

@@ -164,3 +164,31 @@ def test_recipe_cache_modes(tiny_dataset: Dataset, tmp_path: Path) -> None:
     assert ds.image_cache_used == built.name
     assert recipe_cache(ds, image_size=32, mode="auto") is None  # 19 px < 37 px needed
     assert recipe_cache(ds, image_size=16, mode="off") is None
+
+
+def test_a_score_from_the_cache_is_never_reused_without_it(
+    tiny_dataset: Dataset, tiny_recipe: Recipes, tmp_path: Path
+) -> None:
+    """The results store keys a score by the image cache it was trained from (the two differ
+    by resize error); keys without a cache are those of scores stored before caches existed."""
+    from harness.store import NO_IMAGE_CACHE, ResultsStore, ScoreKey, ScoreKeys
+
+    ds = copy_dataset(tiny_dataset, tmp_path)
+    recipe = tiny_recipe("full_finetune_resnet50")
+    sha = subset_sha256(np.sort(ROWS))
+    before = ScoreKeys.of(ds, recipe, sha)
+    assert before.image_cache == NO_IMAGE_CACHE
+    old = ScoreKey(**{k: v for k, v in before.key("test1", 0).model_dump().items()
+                      if k != "image_cache"})  # fmt: skip
+    assert old.digest == before.key("test1", 0).digest  # earlier stores keep their keys
+    build = ScoreKeys.of(ds, with_params(recipe, image_cache="build"), sha)
+    cache = build_image_cache(ds=ds, size=cache_size_for(16), workers=0)
+    ds = Dataset.open(ds.spec, data_root=tmp_path)
+    after = ScoreKeys.of(ds, recipe, sha)
+    assert after.image_cache == cache.name == build.image_cache  # "build" names it ahead
+    assert after.key("test1", 0).digest != before.key("test1", 0).digest
+    store = ResultsStore(tmp_path / "results")
+    result = evaluate_subset(ds=ds, recipe=recipe, pool_rows=ROWS, subset_sha256=sha,
+                             fraction=0.25, task=None, store=store)  # fmt: skip
+    assert result.manifest.image_cache == cache.name
+    assert store.has(after.key("test1", 0)) and not store.has(before.key("test1", 0))
