@@ -47,7 +47,21 @@ def import_ultralytics() -> Any:
     if SETTINGS.get("sync"):
         SETTINGS.update({"sync": False})
     _local_fonts(Path(USER_CONFIG_DIR))
+    _keep_pil_open()
     return ultralytics
+
+
+def _keep_pil_open() -> None:
+    """Undo ultralytics' replacement of ``PIL.Image.open``: for an image PIL cannot read, its
+    wrapper pip-installs pi-heif (a download at run time) and then raises ModuleNotFoundError
+    instead of PIL's UnidentifiedImageError, so a corrupt image in the same process (the image
+    cache, a recipe's loader) would no longer be named as such. No dataset here is HEIF."""
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    original = getattr(patches, "_image_open", None)
+    if original is not None:
+        Image.open = original
 
 
 def _local_fonts(config_dir: Path) -> None:

@@ -175,3 +175,17 @@ def test_cache_images_command(
     assert info["key"] == f"8px-raw-{demo.manifest_hash()}"
     assert main(["cache-images", "demo", "-s", "8"]) == 0  # complete: nothing to do
     assert "8px-raw" in capsys.readouterr().out
+
+
+def test_a_corrupt_image_is_named_after_ultralytics_is_imported(tmp_path: Path) -> None:
+    """ultralytics patches PIL's open to pip-install pi-heif on an unreadable image (and then
+    fail with ModuleNotFoundError); the harness puts PIL's own open back when it imports it."""
+    from harness.datasets.image_cache import shrink_image
+    from harness.recipes.yolo_env import import_ultralytics
+
+    import_ultralytics()
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    assert str(shrink_image(str(bad), 16, "raw")).startswith(
+        "cannot decode (UnidentifiedImageError"
+    )
