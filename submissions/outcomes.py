@@ -4,6 +4,7 @@
     out = ExampleOutcomes.of("correct", arrays, uids=ds.uids("test1"))   # submissions.schemas
     out.decode()["correct"]                                      # bool array, length out.n
     encode_array("bits", correct); decode_array("bits", raw, count=len(correct))
+    primary_matrix([seed.outcomes for seed in task.seeds], "accuracy")   # (seeds, examples)
 
 What each kind holds (``KINDS``; arrays of length ``n`` are per test example, the others per
 box or detection), and why:
@@ -31,12 +32,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+
+    from submissions.schemas import ExampleOutcomes
 
 Encoding = Literal["bits", "f16", "f32", "u16"]
 OutcomeKind = Literal["correct", "error", "rank1_hit", "detection_matches"]
@@ -138,3 +141,39 @@ def encode_all(kind: str, arrays: Mapping[str, npt.ArrayLike]) -> dict[str, byte
     if set(arrays) != set(KINDS[kind]):
         raise ValueError(f"{kind} outcomes hold arrays {sorted(KINDS[kind])}, got {sorted(arrays)}")
     return {name: encode_array(KINDS[kind][name][0], arrays[name]) for name in KINDS[kind]}
+
+
+def example_matrix(
+    kind: str, per_seed: Sequence[Mapping[str, Any]], *, name: str | None = None
+) -> npt.NDArray[np.generic]:
+    """(seeds, examples) of one per-example array (``name``; default ``PRIMARY[kind]``) of
+    each seed's decoded arrays. For ``rank1_hit`` the columns are the counted queries (what
+    rank1 averages); detection matches are not per example (ValueError)."""
+    import numpy as np
+
+    pick = name or PRIMARY.get(kind)
+    if pick is None:
+        raise ValueError(f"{kind} outcomes have no per-example array")
+    matrix = np.stack([arrays[pick] for arrays in per_seed])
+    if kind == "rank1_hit":
+        matrix = matrix[:, np.asarray(per_seed[0]["counted"], dtype=bool)]
+    return matrix
+
+
+def primary_matrix(per_seed: Sequence[ExampleOutcomes], metric: str) -> npt.NDArray[np.float64]:
+    """(seeds, examples) float matrix whose mean over examples is each seed's ``metric``
+    (per class and then averaged for ``PER_CLASS`` metrics, given each example's class);
+    ValueError for a metric that is no such mean (mAP) or seeds of different kinds or sizes."""
+    import numpy as np
+
+    if metric not in PER_EXAMPLE:
+        raise ValueError(f"{metric} is not a mean over test examples (per-example: "
+                         f"{', '.join(sorted(PER_EXAMPLE))})")  # fmt: skip
+    if not per_seed:
+        raise ValueError("no seeds")
+    kinds = {(o.kind, o.n, o.uids_sha256) for o in per_seed}
+    if len(kinds) != 1:
+        raise ValueError(f"seeds disagree on the kind, size or order of outcomes: {sorted(kinds)}")
+    kind = per_seed[0].kind
+    matrix = example_matrix(kind, [o.decode() for o in per_seed], name=PER_EXAMPLE[metric])
+    return np.asarray(matrix, dtype=np.float64)

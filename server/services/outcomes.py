@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from server.models import Outcome
 from submissions.errors import DataNotFound
-from submissions.outcomes import KINDS, PRIMARY, decode_all, uids_digest
+from submissions.outcomes import KINDS, PRIMARY, decode_all, example_matrix, uids_digest
 
 if TYPE_CHECKING:
     import numpy as np
@@ -122,19 +122,13 @@ def load_outcomes(
     counted queries are columns (what rank1 averages). Submissions whose seeds all lack
     outcomes are absent; detection matches are not per example (use ``load_outcome_arrays``).
     """
-    import numpy as np
-
     out: dict[int, npt.NDArray[np.generic]] = {}
     for sid, seeds in load_outcome_arrays(db=db, submission_ids=submission_ids, task=task).items():
         per_seed = [seeds[s] for s in sorted(seeds)]
         kind = _kind_of(per_seed[0])
-        pick = name or PRIMARY.get(kind)
-        if pick is None:
+        if (name or PRIMARY.get(kind)) is None:
             raise ValueError(f"{kind} outcomes have no per-example array; load_outcome_arrays")
-        matrix = np.stack([arrays[pick] for arrays in per_seed])
-        if kind == "rank1_hit":
-            matrix = matrix[:, per_seed[0]["counted"]]
-        out[sid] = matrix
+        out[sid] = example_matrix(kind, per_seed, name=name)
     return out
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from submissions.outcomes import decode_array, encode_array, uids_digest
+from submissions.outcomes import decode_array, encode_array, primary_matrix, uids_digest
 from submissions.schemas import ExampleOutcomes, SeedResult, TaskResult
 
 UIDS = [f"u{i:04d}" for i in range(1600)]
@@ -81,3 +81,23 @@ def test_a_task_result_refuses_outcomes_of_another_size() -> None:
     TaskResult(task="t", test_size=16, seeds=[seed], mean={}, std={})
     with pytest.raises(ValidationError, match="the test split has 60"):
         TaskResult(task="t", test_size=60, seeds=[seed], mean={}, std={})
+
+
+def test_primary_matrix_is_seeds_by_examples_of_the_metric() -> None:
+    rng = np.random.default_rng(3)
+    uids = UIDS[:10]
+    correct = [rng.random(10) < 0.5 for _ in range(3)]
+    seeds = [ExampleOutcomes.of("correct", {"correct": c}, uids=uids) for c in correct]
+    m = primary_matrix(seeds, "balanced_accuracy")
+    assert m.dtype == np.float64 and m.tolist() == np.stack(correct).astype(float).tolist()
+    counted = np.arange(10) < 6  # reid: rank1 averages the counted queries only
+    hits = [{"hit": (rng.random(10) < 0.5) & counted, "counted": counted} for _ in range(2)]
+    reid = [ExampleOutcomes.of("rank1_hit", h, uids=uids) for h in hits]
+    assert primary_matrix(reid, "rank1").shape == (2, 6)
+    err = ExampleOutcomes.of("error", {"sq_err": np.ones(10), "abs_err": np.ones(10) * 2},
+                             uids=uids)  # fmt: skip
+    assert primary_matrix([err], "mae").tolist() == [[2.0] * 10]
+    with pytest.raises(ValueError, match="not a mean"):
+        primary_matrix(seeds, "mAP")
+    with pytest.raises(ValueError, match="disagree"):
+        primary_matrix([seeds[0], reid[0]], "accuracy")
