@@ -50,3 +50,33 @@ def test_downgrade_removes_everything(empty_engine: Engine) -> None:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
     assert set(inspect(empty_engine).get_table_names()) <= {"alembic_version"}
+
+
+def test_a_populated_database_is_upgraded_keeping_its_rows(empty_engine: Engine) -> None:
+    """Upgrading a database that already holds submissions (the demo's, a live server's) from
+    the first revision keeps every row; on SQLite, a migration that rebuilt a table referenced
+    by foreign keys failed here ("FOREIGN KEY constraint failed" on DROP TABLE)."""
+    from sqlalchemy import text
+
+    migrate(empty_engine, revision="0001")
+    with empty_engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO dataset (name, task_type, version, description, default_recipe, "
+            "primary_metric, higher_is_better, synced_at) VALUES ('tiny', 'classification', "
+            "'0.1', '', 'linear_probe', 'accuracy', true, '2026-01-01')"))  # fmt: skip
+        conn.execute(text("INSERT INTO team (id, name, created_at, upload_seq) "
+                          "VALUES (1, 'alpha', '2026-01-01', 0)"))  # fmt: skip
+        conn.execute(text(
+            "INSERT INTO submission (id, team_id, dataset, fraction, recipe, kind, sha256, "
+            "file_sha256, size, file_bytes, state, attempts, hidden, disqualified, "
+            "counts_for_quota, created_at, updated_at) VALUES (1, 1, 'tiny', 0.1, "
+            "'linear_probe', 'submission', :s, :s, 30, 100, 'queued', 0, false, false, true, "
+            "'2026-01-01', '2026-01-01')"), {"s": "a" * 64})  # fmt: skip
+        conn.execute(text("INSERT INTO submissionevent (submission_id, action, to_state, "
+                          "actor, created_at) VALUES (1, 'submit', 'queued', 'participant:alpha', "
+                          "'2026-01-01')"))  # fmt: skip
+    migrate(empty_engine)
+    with empty_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM submissionevent")).scalar_one() == 1
+        row = conn.execute(text("SELECT id, picked FROM submission")).one()
+    assert tuple(row) == (1, False)

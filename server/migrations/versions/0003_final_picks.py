@@ -15,13 +15,15 @@ branch_labels = None
 depends_on = None
 
 
+# A plain ADD / DROP COLUMN, not a batch operation: on SQLite, batch mode rebuilds the table
+# (copy, DROP, rename), and submission is referenced by foreign keys, so the DROP fails on
+# any database that holds submissions.
 def upgrade() -> None:
-    with op.batch_alter_table("submission", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("picked", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    op.add_column(
+        "submission",
+        sa.Column("picked", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("submission", schema=None) as batch_op:
-        batch_op.drop_column("picked")
+    op.drop_column("submission", "picked")
