@@ -68,6 +68,11 @@ def migrate(engine: Engine, *, revision: str = "head") -> None:
 
     cfg = alembic_config(engine)
     with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            # pysqlite opens a transaction before DML only, so a migration's DDL would commit
+            # on its own and a failed upgrade leave the schema half changed under the old
+            # revision number. SQLite's DDL is transactional: all of it in one transaction.
+            conn.exec_driver_sql("BEGIN")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

@@ -80,3 +80,19 @@ def test_a_populated_database_is_upgraded_keeping_its_rows(empty_engine: Engine)
         assert conn.execute(text("SELECT count(*) FROM submissionevent")).scalar_one() == 1
         row = conn.execute(text("SELECT id, picked FROM submission")).one()
     assert tuple(row) == (1, False)
+
+
+def test_a_failed_upgrade_changes_nothing(empty_engine: Engine) -> None:
+    """A migration failing half-way leaves the schema of the revision it started from (on
+    SQLite too, whose driver would otherwise commit each DDL statement by itself)."""
+    import sqlalchemy as sa
+    from sqlalchemy import text
+
+    migrate(empty_engine, revision="0001")
+    with empty_engine.begin() as conn:  # makes 0003's ALTER fail after 0002's succeeded
+        conn.execute(text("ALTER TABLE submission ADD COLUMN picked BOOLEAN"))
+    with pytest.raises(sa.exc.SQLAlchemyError):
+        migrate(empty_engine)
+    with empty_engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+    assert "board_version" not in {c["name"] for c in inspect(empty_engine).get_columns("dataset")}
