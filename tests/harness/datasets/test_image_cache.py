@@ -157,6 +157,49 @@ def test_sizes_and_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     assert node_cpus() >= 1
 
 
+SLOW_BUILD = """
+import sys, time
+from harness.datasets import Dataset
+from harness.datasets import image_cache as ic
+from harness.specs import DatasetSpec
+
+spec = DatasetSpec.model_validate_json(sys.argv[1])
+ic.CHECKPOINT = 100
+shrink = ic.shrink_image
+ic.shrink_image = lambda *a: (time.sleep(0.01), shrink(*a))[1]
+ic.build_image_cache(ds=Dataset.open(spec, data_root=sys.argv[2]), size=8, workers=0)
+"""
+
+
+def test_a_build_killed_with_sigkill_resumes(tiny: Dataset) -> None:
+    """A real ``kill -9`` mid-build (no exception handler runs): the rerun finishes from the
+    last checkpoint and the cache holds exactly the pixels of a fresh build."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data_root = str(tiny.dir.root.parent)
+    spec = tiny.spec.model_dump_json()
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_BUILD, spec, data_root])
+    index = ic.cache_dir(tiny) / f".partial-8px-raw-{tiny.manifest_hash()}" / "index.npy"
+    deadline = time.monotonic() + 60
+    while not index.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "killed mid-build, not finished"
+    assert find_image_cache(tiny, min_size=8) is None  # nothing half-done is in place
+    resumed = Counter()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ic, "shrink_image", resumed)
+        cache = build_image_cache(ds=tiny, size=8, workers=0)
+    assert 0 < resumed.calls < N_IMAGES  # it resumed, from a checkpoint
+    pixels = {name: cache.open(name).tobytes() for name in ic.image_names(tiny)}
+    fresh = build_image_cache(ds=tiny, size=8, workers=0, force=True)  # replaces it
+    assert pixels == {name: fresh.open(name).tobytes() for name in ic.image_names(tiny)}
+
+
 def test_cache_images_command(
     demo_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
