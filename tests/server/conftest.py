@@ -10,7 +10,7 @@ PostgreSQL: in CI (CI=true) a missing server fails the run; elsewhere those test
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from server.app import create_app
 from server.db import create_schema, make_engine, migrate
 from server.services.auth import create_team, issue_token
 from server.settings import Settings
+from submissions.client import TdcClient
 from tests.infra.ci import unavailable
 from tests.infra.postgres import PostgresCluster, PostgresUnavailable
 from tests.server.helpers import write_configs
@@ -135,3 +136,12 @@ def tokens(engine: Engine, client: TestClient) -> dict[str, str]:
             team = create_team(db=db, name=name)
             out[name], _ = issue_token(db=db, team=team, scope=scope)  # type: ignore[arg-type]
     return out
+
+
+Make = Callable[[str], TdcClient]
+
+
+@pytest.fixture
+def as_team(client: TestClient, tokens: dict[str, str]) -> Make:
+    """A TdcClient over the test app for a team of ``tokens`` (``as_team("ops")``)."""
+    return lambda team: TdcClient("", tokens[team], http=client)

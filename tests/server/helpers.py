@@ -227,3 +227,11 @@ def with_outcomes(
             per_seed.append(SeedResult(seed=seed, metrics=metrics, outcomes=out))
         tasks.append(task.model_copy(update={"seeds": per_seed, "test_size": len(split)}))
     return result.model_copy(update={"tasks": tasks})
+
+
+def sha_of(engine: Engine, sid: int) -> str:
+    """The subset sha256 of submission ``sid`` (what its result must name)."""
+    with Session(engine) as db:
+        sub = db.get(Submission, sid)
+        assert sub is not None
+        return sub.sha256

@@ -3,33 +3,18 @@ retries with backoff, moderation, and what participants may and may not see."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from server.models import Submission, SubmissionEvent, utcnow
 from server.services.submissions import quota_used
-from submissions.client import ApiError, TdcClient
+from submissions.client import ApiError
 from submissions.schemas import State
-from tests.server.helpers import insert_submission, make_result
-
-Make = Callable[[str], TdcClient]
-
-
-@pytest.fixture
-def as_team(client: TestClient, tokens: dict[str, str]) -> Make:
-    return lambda team: TdcClient("", tokens[team], http=client)
-
-
-def _sha(engine: Engine, sid: int) -> str:
-    with Session(engine) as db:
-        sub = db.get(Submission, sid)
-        assert sub is not None
-        return sub.sha256
+from tests.server.conftest import Make
+from tests.server.helpers import insert_submission, make_result, sha_of
 
 
 def test_job_state_changes_are_recorded_once_and_shown_to_the_team(
@@ -91,13 +76,13 @@ def test_claim_heartbeat_result_exactly_once(as_team: Make, engine: Engine) -> N
     with pytest.raises(ApiError) as err:
         ops.heartbeat(sid, "wrong-token")
     assert err.value.status == 409
-    result = make_result(sha256=_sha(engine, sid))
+    result = make_result(sha256=sha_of(engine, sid))
     with pytest.raises(ApiError) as err:
         ops.post_result(sid, "wrong-token", result)
     assert err.value.status == 409
     first = ops.post_result(sid, job.lease_token, result)
     assert first.state == State.scored
-    again = ops.post_result(sid, job.lease_token, make_result(sha256=_sha(engine, sid), acc=0.1))
+    again = ops.post_result(sid, job.lease_token, make_result(sha256=sha_of(engine, sid), acc=0.1))
     assert again.state == State.scored and again.updated_at == first.updated_at
     detail = ops.get(sid)
     assert {s.task: s.mean["accuracy"] for s in detail.scores} == {"test1": 0.8, "test2": 0.8}
@@ -109,7 +94,7 @@ def test_hidden_task_scores_and_other_teams_are_private(as_team: Make, engine: E
     sid = insert_submission(engine, team="alpha")
     ops = as_team("ops")
     [job] = ops.claim("w")
-    ops.post_result(sid, job.lease_token, make_result(sha256=_sha(engine, sid)))
+    ops.post_result(sid, job.lease_token, make_result(sha256=sha_of(engine, sid)))
     mine = as_team("alpha").get(sid)
     assert [s.task for s in mine.scores] == ["test1"]  # test2 is hidden, not revealed
     assert mine.attempts is None and mine.log_tail is None  # organizer-only fields
@@ -125,14 +110,14 @@ def test_result_must_match_the_submission(as_team: Make, engine: Engine) -> None
     ops = as_team("ops")
     [job] = ops.claim("w")
     for bad in (
-        make_result(sha256=_sha(engine, sid), task="test1"),  # both tasks for a 1-task entry
+        make_result(sha256=sha_of(engine, sid), task="test1"),  # both tasks for a 1-task entry
         make_result(sha256="f" * 64, task="test1", tasks=("test1",)),
-        make_result(sha256=_sha(engine, sid), task="test1", tasks=("test1",), fraction=0.25),
+        make_result(sha256=sha_of(engine, sid), task="test1", tasks=("test1",), fraction=0.25),
     ):
         with pytest.raises(ApiError) as err:
             ops.post_result(sid, job.lease_token, bad)
         assert err.value.status == 422
-    good = make_result(sha256=_sha(engine, sid), task="test1", tasks=("test1",))
+    good = make_result(sha256=sha_of(engine, sid), task="test1", tasks=("test1",))
     assert ops.post_result(sid, job.lease_token, good).state == State.scored
 
 
@@ -144,7 +129,7 @@ def test_user_failure_is_shown_to_the_participant(as_team: Make, engine: Engine)
     assert out.state == State.failed_user
     assert as_team("alpha").get(sid).error == "subset has a single class"
     with pytest.raises(ApiError) as err:  # the lease is gone
-        ops.post_result(sid, job.lease_token, make_result(sha256=_sha(engine, sid)))
+        ops.post_result(sid, job.lease_token, make_result(sha256=sha_of(engine, sid)))
     assert err.value.status == 409
 
 
@@ -186,7 +171,7 @@ def test_expired_lease_is_reclaimed_as_an_infra_attempt(as_team: Make, engine: E
         )
         db.commit()
     with pytest.raises(ApiError) as err:
-        ops.post_result(sid, job.lease_token, make_result(sha256=_sha(engine, sid)))
+        ops.post_result(sid, job.lease_token, make_result(sha256=sha_of(engine, sid)))
     assert err.value.status == 409
     [again] = ops.claim("w2")
     assert again.id == sid and again.attempts == 2 and again.lease_token != job.lease_token

@@ -4,36 +4,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from harness.datasets import Dataset
 from server.models import Evaluation, Outcome
 from server.services.outcomes import load_outcome_arrays, load_outcomes
-from submissions.client import ApiError, TdcClient
+from submissions.client import ApiError
 from submissions.schemas import State
-from tests.server.helpers import insert_submission, make_result, with_outcomes
-
-Make = Callable[[str], TdcClient]
-
-
-@pytest.fixture
-def as_team(client: TestClient, tokens: dict[str, str]) -> Make:
-    return lambda team: TdcClient("", tokens[team], http=client)
-
-
-def _sha(engine: Engine, sid: int) -> str:
-    from server.models import Submission
-
-    with Session(engine) as db:
-        sub = db.get(Submission, sid)
-        assert sub is not None
-        return sub.sha256
+from tests.server.conftest import Make
+from tests.server.helpers import insert_submission, make_result, sha_of, with_outcomes
 
 
 def test_outcomes_are_stored_and_loaded_per_seed(
@@ -42,7 +24,7 @@ def test_outcomes_are_stored_and_loaded_per_seed(
     sid = insert_submission(engine, team="alpha")
     ops = as_team("ops")
     [job] = ops.claim("w1")
-    result = with_outcomes(make_result(sha256=_sha(engine, sid)), tiny_dataset)
+    result = with_outcomes(make_result(sha256=sha_of(engine, sid)), tiny_dataset)
     ops.post_result(sid, job.lease_token, result)
     assert as_team("alpha").get(sid).state == State.scored
     with Session(engine) as db:
@@ -68,7 +50,7 @@ def test_a_result_without_outcomes_is_accepted_and_loads_nothing(
     sid = insert_submission(engine, team="alpha")
     ops = as_team("ops")
     [job] = ops.claim("w1")
-    ops.post_result(sid, job.lease_token, make_result(sha256=_sha(engine, sid)))
+    ops.post_result(sid, job.lease_token, make_result(sha256=sha_of(engine, sid)))
     assert as_team("alpha").get(sid).state == State.scored
     with Session(engine) as db:
         assert load_outcomes(db=db, submission_ids=[sid], task="test1") == {}
@@ -83,7 +65,7 @@ def test_outcomes_that_do_not_fit_the_test_split_are_refused(
     [job] = ops.claim("w1")
     uids = list(tiny_dataset.uids("test1"))
     uids = uids[:59] if fault == "length" else uids[::-1]
-    result = with_outcomes(make_result(sha256=_sha(engine, sid), tasks=("test1",)),
+    result = with_outcomes(make_result(sha256=sha_of(engine, sid), tasks=("test1",)),
                            tiny_dataset, uids=uids)  # fmt: skip
     result = result.model_copy(update={"task": None, "tasks": [
         *result.tasks, *make_result(sha256=result.manifest.subset_sha256, tasks=("test2",)).tasks
@@ -117,7 +99,7 @@ def test_rescoring_drops_the_old_outcomes_and_stores_the_new(
     ops = as_team("ops")
     for attempt in (0, 1):  # scored, rescored, scored again: one record per seed each time
         [job] = ops.claim("w1")
-        result = with_outcomes(make_result(sha256=_sha(engine, sid)), tiny_dataset, seeds=1)
+        result = with_outcomes(make_result(sha256=sha_of(engine, sid)), tiny_dataset, seeds=1)
         ops.post_result(sid, job.lease_token, result)
         if attempt == 0:
             path = app.state.ctx.storage.path_for(_sha_of_file(engine, sid))
