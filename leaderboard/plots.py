@@ -46,7 +46,19 @@ class Series:
 class Bar:
     label: str
     value: float
-    err: float = 0.0
+    err: float = 0.0  # ± std over seeds, the whisker when there is no interval
+    ci95: tuple[float, float] | None = None
+
+    def span(self) -> tuple[float, float] | None:
+        """The whisker: the 95% interval, else ± the std, else none."""
+        if self.ci95 is not None:
+            return self.ci95
+        return (self.value - self.err, self.value + self.err) if self.err > 0 else None
+
+    def text(self) -> str:
+        if self.ci95 is not None:
+            return f"{self.value:.3f} [{self.ci95[0]:.3f}, {self.ci95[1]:.3f}]"
+        return f"{self.value:.3f}" + (f" ± {self.err:.3f}" if self.err > 0 else "")
 
 
 @dataclass(frozen=True)
@@ -288,8 +300,9 @@ def bar_chart(
         return ""
     row_h = 44
     f = _Frame(width, 24 + row_h * len(bars) + 44, left=88, right=120, top=12, bottom=44)
-    vals = [b.value + b.err for b in bars] + [v for m in markers for v in m.values.values()]
-    lo = min(0.0, *(b.value - b.err for b in bars))
+    spans = [b.span() or (b.value, b.value) for b in bars]
+    vals = [hi for _, hi in spans] + [v for m in markers for v in m.values.values()]
+    lo = min(0.0, *(low for low, _ in spans))
     ticks = nice_ticks(lo, max(vals))
     x0, x1 = ticks[0], ticks[-1]
 
@@ -311,7 +324,7 @@ def bar_chart(
         y_bar = f.top + 8 + i * row_h
         out += _bar(b, y=y_bar, h=row_h - 16, px=px, x_base=px(max(x0, 0.0)))
         # the value in a column right of the plot, clear of whiskers and reference ticks
-        text = f"{b.value:.3f}" + (f" ± {b.err:.3f}" if b.err > 0 else "")
+        text = b.text()
         out.append(
             f'<text x="{f.width - f.right + 10:.1f}" y="{y_bar + (row_h - 16) / 2 + 5:.1f}" '
             f'font-size="15" fill="#111827">{escape(text)}</text>'
@@ -340,10 +353,11 @@ def _bar(b: Bar, *, y: float, h: float, px: Scale, x_base: float) -> list[str]:
         f'<text x="{x_base - 10:.1f}" y="{y + h / 2 + 5:.1f}" text-anchor="end" font-size="15" '
         f'fill="#111827">{escape(b.label)}</text>',
         f'<rect x="{left:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="3" '
-        f'fill="{PALETTE[0]}"><title>{escape(b.label)}: {b.value:.4g} ± {b.err:.2g}</title></rect>',
+        f'fill="{PALETTE[0]}"><title>{escape(b.label)}: {escape(b.text())}</title></rect>',
     ]
-    if b.err > 0:
-        lo, hi = px(b.value - b.err), px(b.value + b.err)
+    span = b.span()
+    if span is not None:
+        lo, hi = px(span[0]), px(span[1])
         cy = y + h / 2
         out.append(
             f'<path d="M{lo:.1f},{cy:.1f}H{hi:.1f}M{lo:.1f},{cy - 6:.1f}v12'

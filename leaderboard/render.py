@@ -337,7 +337,7 @@ def render_submission(
     *, sub: SubmissionView, links: Links, generated_at: datetime | None = None
 ) -> str:
     bars = [
-        plots.Bar(s.task, s.mean[sub.primary_metric], s.std.get(sub.primary_metric, 0.0))
+        plots.Bar(s.task, s.mean[sub.primary_metric], s.std.get(sub.primary_metric, 0.0), s.ci95)
         for s in sub.scores
         if sub.primary_metric in s.mean
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -87,6 +88,20 @@ def test_bar_chart_lengths_are_proportional_to_values() -> None:
     assert "0.800 ± 0.050" in svg and "0.400" in svg
     assert "random_filter: 0.5" in svg
     assert bar_chart([], value_label="x") == ""
+
+
+def test_bar_whiskers_span_the_interval_when_there_is_one() -> None:
+    svg = bar_chart([Bar("test1", 0.8, 0.01, (0.7, 0.9)), Bar("test2", 0.4, 0.05)],
+                    value_label="accuracy")  # fmt: skip
+    root = ET.fromstring(svg)
+    whiskers = [p.get("d", "") for p in root.findall(".//s:path", NS)]
+    rect = root.findall(".//s:rect", NS)[0]
+    x, w = float(rect.get("x", 0)), float(rect.get("width", 0))
+    lo, hi = (float(v) for v in re.match(r"M([\d.]+),[\d.]+H([\d.]+)", whiskers[0]).groups())  # type: ignore[union-attr]
+    per_unit = w / 0.8  # bars start at 0
+    assert (lo - x) / per_unit == pytest.approx(0.7, abs=0.01)
+    assert (hi - x) / per_unit == pytest.approx(0.9, abs=0.01)
+    assert "0.800 [0.700, 0.900]" in svg and "0.400 ± 0.050" in svg
 
 
 def test_fraction_series_top_teams_and_all_references() -> None:
