@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from server.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from server.models import ApiToken, Team, utcnow
@@ -90,6 +92,18 @@ def get_team(*, db: Session, name: str) -> Team:
     if team is None:
         raise NotFound(f"no team named {name!r}")
     return team
+
+
+def lock_teams(db: Session, team_ids: Iterable[int] | None = None) -> None:
+    """Take the teams' row locks (PostgreSQL; SQLite: its one write lock) until the caller
+    commits or rolls back, in id order (no deadlock between two lockers); None: every team.
+    A team's uploads and pick changes hold it, so checks made under it cannot be raced."""
+    stmt = update(Team).values(upload_seq=col(Team.upload_seq) + 1)
+    if team_ids is None:
+        db.connection().execute(stmt)
+        return
+    for tid in sorted(set(team_ids)):
+        db.connection().execute(stmt.where(col(Team.id) == tid))
 
 
 def get_or_create_team(*, db: Session, name: str) -> Team:

@@ -48,12 +48,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Exists, or_, select, update
+from sqlalchemy import Exists, or_, select
 from sqlmodel import Session, col
 
 from server.errors import IllegalTransition
-from server.models import Evaluation, Result, Submission, SubmissionEvent, TaskScore, Team, utcnow
+from server.models import Evaluation, Result, Submission, SubmissionEvent, TaskScore, utcnow
 from server.services import transitions
+from server.services.auth import lock_teams
 from server.storage import Storage
 from submissions.schemas import State
 
@@ -370,7 +371,7 @@ def repair(
     removed = []
     # Every upload takes its team's lock before it stores a file and holds it until its row
     # is committed: while this session holds all of them, no upload is between the two.
-    db.connection().execute(update(Team).values(upload_seq=col(Team.upload_seq)))
+    lock_teams(db)
     try:
         for f in todo:
             assert f.path is not None

@@ -26,14 +26,13 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from server.context import ServerContext
 from server.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from server.models import Submission, Team, utcnow
 from server.services import public_rows, transitions
-from server.services.auth import Principal
+from server.services.auth import Principal, lock_teams
 from server.services.boards import snap_fraction
 from server.services.submissions import load_visible
 from submissions.errors import TdcError
@@ -55,7 +54,7 @@ def change_picks(
     subs = {i: load_visible(db=db, principal=principal, submission_id=i)
             for i in (*change.unpick, *change.pick)}  # fmt: skip
     try:
-        _lock_teams(db, {s.team_id for s in subs.values()})
+        lock_teams(db, {s.team_id for s in subs.values()})
         for sub in subs.values():
             db.refresh(sub)  # read after the lock: what other requests committed counts
             _check_window(ctx, sub.dataset, now)
@@ -111,13 +110,6 @@ def _team_id(db: Session, principal: Principal, team: str | None) -> int:
 def _hidden(ctx: ServerContext, dataset: str) -> tuple[str, ...]:
     """The dataset's hidden tasks (revealed or not): what picks are for."""
     return tuple(t.name for t in ctx.catalog.spec(dataset).tasks if t.hidden)
-
-
-def _lock_teams(db: Session, team_ids: Iterable[int]) -> None:
-    """Take the teams' row locks (PostgreSQL) / the write lock (SQLite), in id order: one
-    change of a team's picks at a time, so two cannot both pass the limit."""
-    for tid in sorted(team_ids):
-        db.exec(update(Team).where(col(Team.id) == tid).values(name=Team.name))  # type: ignore[call-overload]
 
 
 def _check_window(ctx: ServerContext, dataset: str, now: datetime) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -23,7 +23,7 @@ from server.context import ServerContext
 from server.errors import Conflict, Forbidden, InvalidRequest, NotFound, QuotaExceeded
 from server.models import Submission, Team, utcnow
 from server.services import public_rows, transitions
-from server.services.auth import Principal, get_or_create_team
+from server.services.auth import Principal, get_or_create_team, lock_teams
 from server.storage import StagedUpload
 from submissions.errors import ConfigError, TdcError
 from submissions.schemas import (
@@ -96,7 +96,7 @@ def create_submission(
     )
     key = identity.key
     now = now or utcnow()
-    _lock_team(db, owner.id)  # serialises this team's uploads: quota and keys cannot be raced
+    lock_teams(db, [owner.id])  # serialises this team's uploads: quota and keys cannot be raced
     try:
         existing = _existing(db, owner.id, key, idempotency_key, meta, staged.sha256)
     except TdcError:
@@ -180,11 +180,6 @@ def _idempotent_replay(
     if not same:
         raise Conflict(f"Idempotency-Key {key!r} was used for a different upload")
     return sub
-
-
-def _lock_team(db: Session, team_id: int) -> None:
-    """Take the team's row lock (PostgreSQL) / the write lock (SQLite) before reading."""
-    db.exec(update(Team).where(Team.id == team_id).values(upload_seq=Team.upload_seq + 1))  # type: ignore[call-overload, arg-type]
 
 
 def quota_used(
