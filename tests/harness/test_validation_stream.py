@@ -22,6 +22,7 @@ from harness.validation import ValidationReport, check_subset, pool_labels, vali
 from harness.validation_stream import check_file
 from submissions.subset_file import SubsetFile, read_subset_file, subset_from_uids
 from submissions.uid128 import records, to_hex
+from tests.infra.ci import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -185,7 +186,7 @@ def test_peak_memory_does_not_grow_with_the_file(tiny_dataset: Dataset, tmp_path
     twice) is validated with a peak RSS growth under half its size. In-memory validation
     grew by ~7x the file (227 MB for half this file), and would fail this."""
     if not Path("/proc/self/clear_refs").exists():
-        pytest.skip("needs Linux's /proc/self/clear_refs to measure a peak")
+        unavailable("needs Linux's /proc/self/clear_refs to measure a peak")
     n, every, distinct_unknown = 8_000_000, 10, 700_000
     pool = tiny_dataset.uids("train").astype("S8")
     uids = np.resize(pool, n)
