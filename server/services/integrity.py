@@ -52,7 +52,15 @@ from sqlalchemy import Exists, or_, select
 from sqlmodel import Session, col
 
 from server.errors import IllegalTransition
-from server.models import Evaluation, Result, Submission, SubmissionEvent, TaskScore, utcnow
+from server.models import (
+    Evaluation,
+    Outcome,
+    Result,
+    Submission,
+    SubmissionEvent,
+    TaskScore,
+    utcnow,
+)
 from server.services import transitions
 from server.services.auth import lock_teams
 from server.storage import Storage
@@ -186,20 +194,24 @@ def _illegal(frm: str, to: str, action: str) -> str | None:
     return None
 
 
+# What a scored row has (an evaluation and task scores are required; results and per-example
+# outcomes may be absent) and no other row may have.
+SCORE_TABLES = (("an evaluation", Evaluation), ("results", Result), ("task scores", TaskScore),
+                ("outcomes", Outcome))  # fmt: skip
+REQUIRED = ("an evaluation", "task scores")
+
+
 def _check_scores(db: Session) -> list[Finding]:
-    has = (_has(Evaluation.submission_id), _has(Result.submission_id),
-           _has(TaskScore.submission_id))  # fmt: skip
+    stmt = select(col(Submission.id), col(Submission.state),
+                  *(_has(table.submission_id) for _, table in SCORE_TABLES))  # fmt: skip
     out = []
-    stmt = select(col(Submission.id), col(Submission.state), *has)
-    for sid, state, evaluation, results, scores in _rows(db, stmt):
-        if state != State.scored and (evaluation or results or scores):
-            names = [n for n, b in (("an evaluation", evaluation), ("results", results),
-                                    ("task scores", scores)) if b]  # fmt: skip
-            msg = f"has {', '.join(names)} but is {state}, not scored"
+    for sid, state, *flags in _rows(db, stmt):
+        present = [name for (name, _), has in zip(SCORE_TABLES, flags, strict=True) if has]
+        if state != State.scored and present:
+            msg = f"has {', '.join(present)} but is {state}, not scored"
             out.append(Finding(kind="stray_scores", submission_id=sid, message=msg))
-        elif state == State.scored and not (evaluation and scores):
-            names = [n for n, b in (("evaluation", evaluation), ("task scores", scores)) if not b]
-            msg = f"is scored but has no {' and no '.join(names)}"
+        elif state == State.scored and (lacking := [n for n in REQUIRED if n not in present]):
+            msg = f"is scored but has no {' and no '.join(n.removeprefix('an ') for n in lacking)}"
             out.append(Finding(kind="missing_scores", submission_id=sid, message=msg))
     return out
 

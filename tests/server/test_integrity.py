@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col
 
 from server.cli import main
-from server.models import Evaluation, Submission, SubmissionEvent, TaskScore, utcnow
+from server.models import Evaluation, Outcome, Submission, SubmissionEvent, TaskScore, utcnow
 from server.services.integrity import (
     Finding,
     IntegrityReport,
@@ -80,6 +80,8 @@ def _corrupt(engine: Engine, storage: Storage, s: Seeded) -> dict[tuple[str, obj
                 .values(lease_expires_at=past))  # fmt: skip
         db.add(TaskScore(submission_id=s.queued, dataset="tiny", task="test1", test_size=1,
                          n_seeds=1, mean={}, std={}))  # fmt: skip
+        db.add(Outcome(submission_id=s.queued, task="test1", seed=0, kind="correct",
+                       name="correct", n=1, uids_sha256="0" * 64, data=b"\x80"))  # fmt: skip
         db.add(SubmissionEvent(submission_id=s.reference, action="claim", from_state="queued",
                                to_state="running", actor="x"))  # fmt: skip
         db.commit()
@@ -91,7 +93,7 @@ def _corrupt(engine: Engine, storage: Storage, s: Seeded) -> dict[tuple[str, obj
         ("corrupt_file", s.scored): "bytes reversed",
         ("missing_scores", s.scored): "evaluation deleted",
         ("expired_lease", s.running): "lease in the past",
-        ("stray_scores", s.queued): "a task score",
+        ("stray_scores", s.queued): "a task score and an outcome",
         ("event_chain", s.reference): "an event from queued",
         ("missing_file", missing): "row without file",
         ("unreferenced_file", _put(storage, old, junk, mtime=OLD)): "old",
@@ -119,6 +121,7 @@ def test_every_kind_of_problem_is_reported(
     text = {f.kind: str(f) for f in report.findings}
     assert "starts from queued but event 1 ended in scored" in text["event_chain"]
     assert "no evaluation" in text["missing_scores"]
+    assert "has task scores, outcomes but is queued" in text["stray_scores"]
     assert "next worker claim ends it as an infra attempt" in text["expired_lease"]
     capsys.readouterr()
     assert main(["check"]) == 1
