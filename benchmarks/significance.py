@@ -7,7 +7,7 @@ The board of 10,000 submissions as the issue sizes it: ``--entries`` entries (50
 ``--examples`` test examples (1,600), 3 seeds, 1,000 resamples, 0/1 outcomes. Side by side in
 one run:
 
-- ours: :func:`leaderboard.significance.significance` (one shared count matrix per task, one
+- ours: :func:`submissions.significance.significance` (one shared count matrix per task, one
   matmul for all entries, percentile intervals, the groups walk);
 - the peer, a per-entry bootstrap loop as research code writes it (``np.random.choice`` per
   resample, per task, per entry; intervals only, unpaired, no groups), timed on ``--peer``
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from leaderboard.significance import RESAMPLES, group_label, significance
+from submissions.significance import RESAMPLES, group_label, significance
 
 TASKS = ("test1", "test2", "test3", "test4")
 SEEDS = 3

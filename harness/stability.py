@@ -16,18 +16,15 @@ skipped and named (``--fresh`` retrains without the store).
 Per task and for the dataset score (mean over tasks): the full-test ranking; Kendall's tau-b
 between it and the ranking on each of ``resamples`` bootstrap resamples of the test examples
 (seed-mean outcomes, so only test sampling varies; every method scores the same resample,
-drawn from a fixed seed, the task name and the test size); and tau between the rankings of
-every pair of training seeds (full test, so only training randomness varies). The statistics
-are computed here, not with ``leaderboard.significance``: the harness does not import the
-leaderboard (DESIGN.md), and a board's replicates mix seed variation into every resample.
+drawn from a fixed seed, the task name and the test size: the resamples the boards' intervals
+are drawn from, ``submissions.significance``); and tau between the rankings of every pair of
+training seeds (full test, so only training randomness varies; ``submissions.rank_stability``).
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +33,8 @@ import numpy.typing as npt
 
 from harness.references import Reference, score_reference
 from submissions.outcomes import PER_CLASS, primary_matrix, uids_digest
+from submissions.rank_stability import kendall_tau, seed_taus
+from submissions.significance import RESAMPLES, SEED, TaskStat, bootstrap, seed_scores
 
 if TYPE_CHECKING:
     from harness.datasets import Dataset
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
     from harness.store import ResultsStore
     from submissions.schemas import TaskResult
 
-SEED = 18_2026  # the seed of every resample (the boards' too)
-RESAMPLES = 1000
 Array = npt.NDArray[np.float64]
 
 
@@ -147,74 +144,21 @@ def stability(
     methods = tuple(sorted(outcomes))
     if len(methods) < 2:
         raise ValueError(f"a ranking needs 2 methods or more, not {len(methods)}")
-    full, boot, per_seed = [], [], []
-    rows = []
-    for task in tasks:
-        values = np.stack([np.asarray(outcomes[m][task], dtype=np.float64) for m in methods])
-        if values.ndim != 3:
-            raise ValueError(f"{task}: want (seeds, examples) per method, got {values.shape[1:]}")
-        labels = None if classes is None else classes.get(task)
-        counts = resample_counts(values.shape[2], resamples=resamples, seed=seed, stream=task)
-        f, b, s = _task_scores(values, counts, labels)
-        full.append(f)
-        boot.append(b)
-        per_seed.append(s)
-        rows.append(_row(task, methods, f, b, s, higher_is_better))
-    f, b, s = (np.mean(a, axis=0) for a in (full, boot, per_seed))
-    rows.append(_row("dataset", methods, f, b, s, higher_is_better))
+    stats = [TaskStat(t, None if classes is None else classes.get(t)) for t in tasks]
+    missing = [(m, t) for m in methods for t in tasks if outcomes[m].get(t) is None]
+    if missing:
+        raise ValueError(f"no outcomes for (method, task) {missing}")
+    # Test sampling only: the seed-mean outcomes resampled; seeds are compared separately.
+    reps = bootstrap(outcomes, tasks=stats, resamples=resamples, seed=seed, seed_variation=False)
+    per_seed = [np.stack([seed_scores(outcomes[m][s.name], s) for m in methods], axis=1)
+                for s in stats]  # fmt: skip
+    if len({p.shape[0] for p in per_seed}) != 1:
+        raise ValueError("every method and task needs the same number of seeds")
+    rows = [_row(t, methods, reps.task_point[t], reps.task[t], p, higher_is_better)
+            for t, p in zip(tasks, per_seed, strict=True)]  # fmt: skip
+    seeds = np.mean(per_seed, axis=0)
+    rows.append(_row("dataset", methods, reps.score_point, reps.score, seeds, higher_is_better))
     return Stability(methods, tuple(rows), resamples, per_seed[0].shape[0])
-
-
-def resample_counts(n: int, *, resamples: int, seed: int, stream: str) -> Array:
-    """(resamples, n) multiplicities of each example in each resample (with replacement)."""
-    rng = np.random.default_rng([seed, zlib.crc32(stream.encode()), n])
-    draws = rng.integers(0, n, size=(resamples, n))
-    flat = draws + np.arange(resamples)[:, None] * n
-    return np.bincount(flat.ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
-
-
-def _task_scores(
-    values: Array, counts: Array, classes: npt.ArrayLike | None
-) -> tuple[Array, Array, Array]:
-    """Full-test (E,), resampled (B, E) scores of the seed means; per-seed (S, E) scores."""
-    _, s, n = values.shape
-    means = values.mean(axis=1).T  # (n, E)
-    ones = np.ones((1, n))
-    full = _weighted(ones, means, classes)[0]
-    boot = _weighted(counts, means, classes)
-    seeds = np.stack([_weighted(ones, values[:, k, :].T, classes)[0] for k in range(s)])
-    return full, boot, seeds
-
-
-def _weighted(counts: Array, values: Array, classes: npt.ArrayLike | None) -> Array:
-    """(B, E) means of ``values`` (n, E) under example multiplicities ``counts`` (B, n):
-    plain, or the mean over the classes present of each class's mean."""
-    if classes is None:
-        return np.asarray(counts @ values / counts.sum(axis=1, keepdims=True))
-    labels = np.asarray(classes)
-    if labels.shape != (values.shape[0],):
-        raise ValueError(f"{labels.shape} classes for {values.shape[0]} examples")
-    _, codes = np.unique(labels, return_inverse=True)
-    onehot = np.eye(int(codes.max()) + 1)[codes]  # (n, K)
-    per_class = counts @ onehot  # (B, K)
-    sums = np.einsum("bn,nk,ne->bke", counts, onehot, values)
-    present = per_class > 0
-    ratio = np.divide(sums, per_class[:, :, None], out=np.zeros_like(sums),
-                      where=present[:, :, None])  # fmt: skip
-    return np.asarray(ratio.sum(axis=1) / present.sum(axis=1)[:, None])
-
-
-def kendall_tau(x: npt.ArrayLike, y: npt.ArrayLike) -> Array:
-    """Kendall's tau-b between score vector ``x`` (E,) and each row of ``y`` (B, E) or (E,):
-    1 for the same order (ties included), -1 for the reverse; NaN where one side is all tied."""
-    a = np.asarray(x, dtype=np.float64)
-    b = np.atleast_2d(np.asarray(y, dtype=np.float64))
-    i, j = np.triu_indices(a.size, k=1)
-    dx = np.sign(a[i] - a[j])
-    dy = np.sign(b[:, i] - b[:, j])
-    denom = np.sqrt(np.sum(dx != 0) * np.sum(dy != 0, axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(np.where(denom > 0, dy @ dx / denom, np.nan))
 
 
 def _row(
@@ -223,9 +167,8 @@ def _row(
     taus = kendall_tau(full, boot)
     i, j = np.triu_indices(full.size, k=1)
     same = np.all(np.sign(boot[:, i] - boot[:, j]) == np.sign(full[i] - full[j]), axis=1)
-    pairs = combinations(range(len(seeds)), 2)
-    seed_taus = np.array([kendall_tau(seeds[p], seeds[q])[0] for p, q in pairs])
-    seed_taus = seed_taus[~np.isnan(seed_taus)]
+    between = seed_taus(seeds)
+    between = between[~np.isnan(between)]
     sign = -1.0 if up else 1.0
     order = sorted(range(len(methods)), key=lambda k: (sign * full[k], methods[k]))
     taus = taus[~np.isnan(taus)]
@@ -238,8 +181,8 @@ def _row(
         boot_lo=float(lo),
         boot_hi=float(hi),
         identical=float(same.mean()),
-        seed_mean=float(np.mean(seed_taus)) if seed_taus.size else np.nan,
-        seed_min=float(np.min(seed_taus)) if seed_taus.size else np.nan,
+        seed_mean=float(np.mean(between)) if between.size else np.nan,
+        seed_min=float(np.min(between)) if between.size else np.nan,
     )
 
 

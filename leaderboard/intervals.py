@@ -1,4 +1,4 @@
-"""A ranked board with its confidence intervals and tied groups (``leaderboard.significance``).
+"""A ranked board with its confidence intervals and tied groups (``submissions.significance``).
 
     board = with_intervals(board, outcomes={17: {"test1": correct_17}}, tasks=("test1",))
     entry.score_ci95, entry.group, entry.cells["test1"].ci95
@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from leaderboard.ranking import Board, Entry
-from leaderboard.significance import GROUP_NOTE, Significance, TaskStat, group_label, significance
+from submissions.significance import GROUP_NOTE, Significance, TaskStat, group_label, significance
 
 Outcomes = Mapping[int, Mapping[str, npt.NDArray[np.generic]]]
 

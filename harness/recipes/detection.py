@@ -40,6 +40,7 @@ from harness.recipes.base import TrainContext
 from harness.recipes.params import DetectionParams
 from harness.recipes.registry import register_kind
 from harness.recipes.scoring import SCORERS
+from submissions.detection_map import IOU_THRESHOLDS, ap_per_class, map_metrics
 from submissions.errors import ConfigError, DataNotFound
 
 if TYPE_CHECKING:
@@ -48,8 +49,6 @@ if TYPE_CHECKING:
     from harness.datasets import Dataset
 
 log = logging.getLogger(__name__)
-
-IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
 
 @dataclass(frozen=True)
@@ -230,10 +229,10 @@ def detection_scores(
     target = np.concatenate(tcls) if tcls else np.zeros(0)
     if len(target) == 0:
         raise DataNotFound("the test split has no boxes: mAP is undefined")
-    ap = _ap_per_class(np.concatenate(tps), np.concatenate(confs), np.concatenate(pcls), target)
+    ap = ap_per_class(np.concatenate(tps), np.concatenate(confs), np.concatenate(pcls), target)
     classes = np.unique(target).astype(int)
     return Scores(
-        metrics={"map50": float(ap[:, 0].mean()), "map50_95": float(ap.mean())},
+        metrics=map_metrics(ap),
         per_class={int(c): float(a) for c, a in zip(classes, ap[:, 0], strict=True)},
         outcome_kind="detection_matches",
         outcomes=_matches(tps, confs, pcls, tcls),
@@ -247,7 +246,7 @@ def _matches(
     tcls: list[npt.NDArray[np.float64]],
 ) -> dict[str, npt.NDArray[np.generic]]:
     """Per-image matches (``submissions.outcomes``' ``detection_matches``): enough to
-    recompute mAP on any resample of the images (:func:`map_from_matches`)."""
+    recompute mAP on any resample of the images (``submissions.detection_map``)."""
     bits = 1 << np.arange(len(IOU_THRESHOLDS))
     tp = np.concatenate(tps) if tps else np.zeros((0, len(IOU_THRESHOLDS)), bool)
     return {
@@ -258,23 +257,6 @@ def _matches(
         "det_cls": np.concatenate(pcls).astype(np.int64) if pcls else np.zeros(0, np.int64),
         "det_tp": (tp.astype(np.int64) * bits).sum(1),
     }
-
-
-def map_from_matches(
-    arrays: dict[str, npt.NDArray[Any]], images: npt.NDArray[np.int64] | None = None
-) -> dict[str, float]:
-    """mAP@0.5 and mAP@0.5:0.95 of the images ``images`` (indices, repeats allowed; all when
-    None) from stored per-image matches: how a resample of the test images is scored."""
-    gt_end, det_end = np.cumsum(arrays["gt_count"]), np.cumsum(arrays["det_count"])
-    gt_start, det_start = gt_end - arrays["gt_count"], det_end - arrays["det_count"]
-    picked = np.arange(len(gt_end)) if images is None else np.asarray(images)
-    gt = np.concatenate([np.arange(gt_start[i], gt_end[i]) for i in picked]).astype(int)
-    det = np.concatenate([np.arange(det_start[i], det_end[i]) for i in picked]).astype(int)
-    tp = (arrays["det_tp"][det, None].astype(np.int64) >> np.arange(len(IOU_THRESHOLDS))) & 1
-    conf = arrays["det_conf"][det].astype(np.float64)
-    cls = arrays["det_cls"][det].astype(np.float64)
-    ap = _ap_per_class(tp.astype(bool), conf, cls, arrays["gt_cls"][gt].astype(np.float64))
-    return {"map50": float(ap[:, 0].mean()), "map50_95": float(ap.mean())}
 
 
 def _xyxy(t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -306,39 +288,6 @@ def _match(t: npt.NDArray[np.float64], p: npt.NDArray[np.float64]) -> npt.NDArra
         correct[j] = avail[k, cols] >= IOU_THRESHOLDS
         claimed[k, cols] |= correct[j]
     return correct
-
-
-def _ap_per_class(
-    tp: npt.NDArray[np.bool_],
-    conf: npt.NDArray[np.float64],
-    pred_cls: npt.NDArray[np.float64],
-    target_cls: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    """(classes with targets, 10) AP; precision envelope, 101-point interpolated area."""
-    order = np.argsort(-conf, kind="stable")
-    tp, pred_cls = tp[order], pred_cls[order]
-    classes = np.unique(target_cls)
-    ap = np.zeros((len(classes), tp.shape[1]))
-    for ci, c in enumerate(classes):
-        sel = pred_cls == c
-        n_true = int((target_cls == c).sum())
-        if not sel.any():
-            continue
-        tpc = tp[sel].cumsum(0)
-        fpc = (1 - tp[sel]).cumsum(0)
-        recall = tpc / (n_true + 1e-16)
-        precision = tpc / (tpc + fpc)
-        for j in range(tp.shape[1]):
-            ap[ci, j] = _ap(recall[:, j], precision[:, j])
-    return ap
-
-
-def _ap(recall: npt.NDArray[np.float64], precision: npt.NDArray[np.float64]) -> float:
-    # Precision falls to 0 right after the last recall reached (ultralytics >= 8.4).
-    mrec = np.concatenate(([0.0], recall, [recall[-1]], [1.0]))
-    mpre = np.flip(np.maximum.accumulate(np.flip(np.concatenate(([1.0], precision, [0.0, 0.0])))))
-    x = np.linspace(0, 1, 101)
-    return float(np.trapezoid(np.interp(x, mrec, mpre), x))
 
 
 @SCORERS.register("detection")

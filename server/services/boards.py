@@ -41,7 +41,7 @@ from leaderboard.picks import final_rows
 from leaderboard.plots import Series, fraction_series
 from leaderboard.ranking import Board, BoardKey, RankingRule, rank_dataset_board
 from leaderboard.rows import KINDS, ResultRow
-from leaderboard.significance import TaskStat
+from submissions.significance import TaskStat
 from server.context import ServerContext
 from server.models import Evaluation, Submission, TaskScore, Team
 from server.services.built import BuiltOnce

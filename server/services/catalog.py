@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from harness.specs import BenchmarkSpecs, DatasetSpec, load_benchmark
 from leaderboard.phases import PickWindow, pick_window, visible_tasks
-from leaderboard.significance import TaskStat
+from submissions.significance import TaskStat
 from server.models import Dataset as DatasetRow
 from server.models import utcnow
 from submissions.errors import DataNotFound, TdcError

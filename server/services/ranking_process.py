@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from harness.specs import DatasetSpec
-    from leaderboard.significance import TaskStat
+    from submissions.significance import TaskStat
 
 _engine: Engine | None = None  # the child's
 

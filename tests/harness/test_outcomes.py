@@ -8,12 +8,13 @@ import pytest
 
 from harness.datasets import Dataset
 from harness.metrics import classification_scores, regression_scores
-from harness.recipes.detection import detection_scores, map_from_matches
+from harness.recipes.detection import detection_scores
 from harness.recipes.reid import reid_scores
 from harness.runner import evaluate_subset
 from harness.settings import default_configs_dir
 from harness.specs import RecipeSpec, load_benchmark
 from harness.validation import subset_sha256
+from submissions.detection_map import map_of
 from submissions.outcomes import uids_digest
 from submissions.schemas import EvalResult, ExampleOutcomes
 
@@ -107,7 +108,7 @@ def test_detection_matches_recompute_map_on_any_resample() -> None:
     s = detection_scores(truth=truth, preds=preds)
     stored = ExampleOutcomes.of("detection_matches", s.outcomes, uids=[str(i) for i in range(30)])
     arrays = stored.decode()
-    assert map_from_matches(arrays) == pytest.approx(s.metrics, abs=1e-12)
+    assert map_of(arrays) == pytest.approx(s.metrics, abs=1e-12)
     picked = rng.integers(0, 30, 30)  # a bootstrap resample: the same as scoring those images
     again = detection_scores(truth=[truth[i] for i in picked], preds=[preds[i] for i in picked])
-    assert map_from_matches(arrays, picked) == pytest.approx(again.metrics, abs=1e-12)
+    assert map_of(arrays, picked) == pytest.approx(again.metrics, abs=1e-12)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.stats import kendalltau
 
 import harness.stability as stability_mod
 from harness.cli.main import main
@@ -19,7 +18,6 @@ from harness.specs import RecipeSpec, load_benchmark
 from harness.stability import (
     Gathered,
     gather_outcomes,
-    kendall_tau,
     render_markdown,
     stability,
     task_classes,
@@ -45,17 +43,6 @@ def _gather(ds: Dataset, recipe: RecipeSpec, baselines: BaselinesConfig, store: 
     return gather_outcomes(ds=ds, recipe=recipe, refs=refs, fraction=0.1,
                            tasks=["test1", "test2"], baselines=baselines,
                            store=ResultsStore(store))  # fmt: skip
-
-
-def test_kendall_tau_is_scipys_tau_b_row_by_row() -> None:
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 4, size=7).astype(float)  # ties on both sides
-    ys = rng.integers(0, 4, size=(20, 7)).astype(float)
-    want = [kendalltau(x, y).statistic for y in ys]
-    assert kendall_tau(x, ys) == pytest.approx(np.array(want), nan_ok=True)
-    assert kendall_tau([1, 2, 3], [1, 2, 3])[0] == 1.0
-    assert kendall_tau([1, 2, 3], [3, 2, 1])[0] == -1.0
-    assert np.isnan(kendall_tau([1, 1, 1], [1, 2, 3])[0])
 
 
 def test_the_reference_methods_of_the_tiny_dataset(

@@ -63,7 +63,7 @@ import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import combinations
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -81,7 +81,26 @@ _TOL = 1e-12
 
 Interval = tuple[float, float]
 Array = npt.NDArray[np.float64]
-Outcomes = npt.ArrayLike | None
+
+
+@runtime_checkable
+class Resampled(Protocol):
+    """Outcomes whose score is not a mean over examples (detection mAP): they score any
+    resample themselves. ``n`` examples (the test size), S seeds."""
+
+    n: int
+
+    def points(self) -> Array:
+        """(S,) each seed's full-test score."""
+        ...
+
+    def replicates(self, counts: npt.NDArray[np.unsignedinteger]) -> Array:
+        """(B, S) each seed's score on each resample (row ``b`` of ``counts``: how often
+        each example is drawn)."""
+        ...
+
+
+Outcomes = npt.ArrayLike | Resampled | None
 
 
 @dataclass(frozen=True)
@@ -168,8 +187,10 @@ def bootstrap(
     tasks: Sequence[TaskStat | str],
     resamples: int = RESAMPLES,
     seed: int = SEED,
+    seed_variation: bool = True,
 ) -> Replicates:
-    """Replicates of every entry's task scores and dataset score (see the module docstring)."""
+    """Replicates of every entry's task scores and dataset score (see the module docstring);
+    ``seed_variation=False`` resamples test examples only (the seed-mean outcomes)."""
     stats = [t if isinstance(t, TaskStat) else TaskStat(t) for t in tasks]
     entries = tuple(sorted(outcomes))
     column = {k: j for j, k in enumerate(entries)}
@@ -177,17 +198,14 @@ def bootstrap(
     point: dict[str, Array] = {}
     reps: dict[str, Array] = {}
     for stat in stats:
-        have: dict[str, Array] = {}
-        for k in entries:
-            raw = outcomes[k].get(stat.name)
-            seeds = None if raw is None else _seeds(raw, k, stat.name)
-            if seeds is not None:
-                have[k] = seeds
+        found = {k: _values(outcomes[k].get(stat.name), k, stat) for k in entries}
+        have = {k: v for k, v in found.items() if v is not None}
         point[stat.name] = np.full(e, np.nan)
         reps[stat.name] = np.full((resamples, e), np.nan)
         if have:
             cols = [column[k] for k in have]
-            p, r = _task(stat, list(have.values()), resamples=resamples, seed=seed)
+            p, r = _task(stat, list(have.values()), resamples=resamples, seed=seed,
+                         seed_variation=seed_variation)  # fmt: skip
             point[stat.name][cols] = p
             reps[stat.name][:, cols] = r
     names = tuple(s.name for s in stats)
@@ -196,24 +214,57 @@ def bootstrap(
     return Replicates(entries, names, point, reps, score_point, score)
 
 
-def _seeds(values: npt.ArrayLike, entry: str, task: str) -> Array | None:
-    a = np.asarray(values)
+def _values(raw: Outcomes, entry: str, stat: TaskStat) -> Array | Resampled | None:
+    """(seeds, examples) per-example values, a :class:`Resampled`, or None (no outcomes)."""
+    if raw is None or isinstance(raw, Resampled):
+        return raw
+    a = np.asarray(raw)
     if a.dtype.kind not in "biuf":
         a = a.astype(np.float64)
     if a.ndim == 1:
         a = a[None, :]
     if a.ndim != 2:
-        raise ValueError(f"outcomes of {entry!r} on {task!r}: want (seeds, examples), {a.shape}")
+        raise ValueError(f"outcomes of {entry!r} on {stat.name!r}: want (seeds, examples), "
+                         f"{a.shape}")  # fmt: skip
     return a if a.size else None
 
 
-def _task(stat: TaskStat, values: list[Array], *, resamples: int, seed: int) -> tuple[Array, Array]:
+def _task(
+    stat: TaskStat,
+    values: list[Array | Resampled],
+    *,
+    resamples: int,
+    seed: int,
+    seed_variation: bool = True,
+) -> tuple[Array, Array]:
     """Point scores (E,) and replicates (B, E) of the entries that have outcomes on a task."""
-    n = values[0].shape[1]
-    if any(v.shape[1] != n for v in values):
-        sizes = sorted({v.shape[1] for v in values})
+    sizes = sorted({v.n if isinstance(v, Resampled) else v.shape[1] for v in values})
+    if len(sizes) != 1:
         raise ValueError(f"task {stat.name!r}: entries disagree on the test size {sizes}")
-    counts = _task_counts(n, resamples=resamples, seed=seed, stream=stat.name).astype(np.float64)
+    counts = _task_counts(sizes[0], resamples=resamples, seed=seed, stream=stat.name)
+    point = np.empty(len(values))
+    reps = np.empty((resamples, len(values)))
+    linear = [j for j, v in enumerate(values) if not isinstance(v, Resampled)]
+    if linear:
+        arrays = [np.asarray(values[j]) for j in linear]
+        point[linear], reps[:, linear], seed_scores_ = _linear(stat, arrays, counts)
+    per_seed: dict[int, Array] = dict(zip(linear, seed_scores_, strict=True)) if linear else {}
+    for j, v in enumerate(values):
+        if isinstance(v, Resampled):
+            per_seed[j] = v.points()
+            reps[:, j] = v.replicates(counts).mean(axis=1)
+            point[j] = per_seed[j].mean()
+    if seed_variation:
+        _add_seed_variation(reps, per_seed, resamples=resamples, seed=seed)
+    return point, reps
+
+
+def _linear(
+    stat: TaskStat, values: list[Array], compact: npt.NDArray[np.unsignedinteger]
+) -> tuple[Array, Array, list[Array]]:
+    """Means over examples: point (E,), replicates (B, E) by one matmul, per-seed scores."""
+    n = values[0].shape[1]
+    counts = compact.astype(np.float64)
     # Seed sums, not means: integers for 0/1 outcomes, so the plain-mean matmul is exact.
     sums = np.stack([v.sum(axis=0, dtype=np.float64) for v in values], axis=1)  # (n, E)
     n_seeds = np.array([v.shape[0] for v in values], dtype=np.float64)
@@ -225,14 +276,34 @@ def _task(stat: TaskStat, values: list[Array], *, resamples: int, seed: int) -> 
         w0, weights = _balanced(np.asarray(stat.classes), counts, stat.name)
         reps = weights @ sums / n_seeds
         point = w0 @ sums / n_seeds
+    return point, reps, [np.asarray(np.dot(v, w0), dtype=np.float64) for v in values]
+
+
+def _add_seed_variation(
+    reps: Array, per_seed: Mapping[int, Array], *, resamples: int, seed: int
+) -> None:
+    """Add each replicate's seed deviation (the crossed bootstrap's seed main effect)."""
     by_seeds: dict[int, list[int]] = {}
-    for j, v in enumerate(values):
-        by_seeds.setdefault(v.shape[0], []).append(j)
+    for j, scores in per_seed.items():
+        by_seeds.setdefault(len(scores), []).append(j)
     for s, cols in by_seeds.items():
         if s > 1:
-            seed_scores = np.stack([np.dot(values[j], w0) for j in cols], axis=1)  # (S, E_s)
-            reps[:, cols] += seed_weights(s, resamples=resamples, seed=seed) @ seed_scores
-    return point, reps
+            scores = np.stack([per_seed[j] for j in cols], axis=1)  # (S, E_s)
+            reps[:, cols] += seed_weights(s, resamples=resamples, seed=seed) @ scores
+
+
+def seed_scores(values: Outcomes, stat: TaskStat | str) -> Array:
+    """(S,) each seed's full-test score on one task (the mean, or balanced by classes)."""
+    stat = stat if isinstance(stat, TaskStat) else TaskStat(stat)
+    v = _values(values, "", stat)
+    if v is None:
+        raise ValueError(f"no outcomes on {stat.name!r}")
+    if isinstance(v, Resampled):
+        return v.points()
+    w0 = np.full(v.shape[1], 1.0 / v.shape[1])
+    if stat.classes is not None:
+        w0 = _balanced(np.asarray(stat.classes), np.ones((1, v.shape[1])), stat.name)[0]
+    return np.asarray(np.dot(v, w0), dtype=np.float64)
 
 
 def _balanced(classes: npt.NDArray[np.generic], counts: Array, task: str) -> tuple[Array, Array]:
@@ -335,55 +406,3 @@ def paired_difference(reps: Replicates, a: str, b: str, *, level: float = LEVEL)
 def group_label(*, rank: int, group: int | None) -> str:
     """What a board shows: "3" for the first of a group (or no group), "=1" for the rest."""
     return str(rank) if group is None or group == rank else f"={group}"
-
-
-def kendall_tau(x: npt.ArrayLike, y: npt.ArrayLike) -> float:
-    """Kendall's tau-b between two score vectors of the same entries (NaN pairs dropped)."""
-    from scipy.stats import kendalltau  # scipy is a dependency; imported only when used
-
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    keep = ~(np.isnan(a) | np.isnan(b))
-    if keep.sum() < 2:
-        return math.nan
-    return float(kendalltau(a[keep], b[keep]).statistic)
-
-
-def bootstrap_taus(reps: Replicates, *, task: str | None = None) -> Array:
-    """Tau between the full-test ranking and each resample's ranking (the dataset score, or
-    one task's): how stable the order is under another draw of the test set."""
-    point = reps.score_point if task is None else reps.task_point[task]
-    rows = reps.score if task is None else reps.task[task]
-    return np.array([kendall_tau(point, r) for r in rows])
-
-
-def seed_taus(seed_scores: npt.ArrayLike) -> Array:
-    """Tau between the rankings of every pair of seeds; ``seed_scores`` is (S, entries)."""
-    s = np.asarray(seed_scores, dtype=np.float64)
-    return np.array([kendall_tau(s[i], s[j]) for i, j in combinations(range(s.shape[0]), 2)])
-
-
-def per_seed_scores(
-    outcomes: Mapping[str, Mapping[str, Outcomes]], *, tasks: Sequence[TaskStat | str]
-) -> tuple[tuple[str, ...], Array]:
-    """Entries with the same seeds on every task and their (S, E) per-seed dataset scores."""
-    stats = [t if isinstance(t, TaskStat) else TaskStat(t) for t in tasks]
-    rows: dict[str, list[Array]] = {}
-    for k in sorted(outcomes):
-        per_task = [_seed_task_scores(outcomes[k].get(s.name), s, k) for s in stats]
-        if per_task and all(p is not None for p in per_task):
-            rows[k] = [p for p in per_task if p is not None]
-    n_seeds = {p.shape[0] for ps in rows.values() for p in ps}
-    if not rows or len(n_seeds) != 1:
-        return (), np.zeros((0, 0))
-    return tuple(rows), np.stack([np.mean(ps, axis=0) for ps in rows.values()], axis=1)
-
-
-def _seed_task_scores(values: Outcomes, stat: TaskStat, entry: str) -> Array | None:
-    a = None if values is None else _seeds(values, entry, stat.name)
-    if a is None:
-        return None
-    if stat.classes is None:
-        return np.asarray(a.mean(axis=1), dtype=np.float64)
-    _, codes = np.unique(np.asarray(stat.classes), return_inverse=True)
-    per_class = np.stack([a[:, codes == c].mean(axis=1) for c in range(int(codes.max()) + 1)])
-    return np.asarray(per_class.mean(axis=0), dtype=np.float64)

@@ -1,0 +1,228 @@
+"""Detection mAP from per-image matches: on the full test set, and on every bootstrap resample
+of its images at once.
+
+    ap = ap_per_class(tp, conf, pred_cls, target_cls)          # (classes, 10 IoU thresholds)
+    map_of(arrays)                    # {"map50": ..., "map50_95": ...} of stored matches
+    map_of(arrays, images=picked)     # the same images scored again, repeats allowed
+    map_metrics(ap)                   # the same from ap_per_class's (classes, thresholds)
+    map_replicates(arrays, counts, thresholds=(0,))            # (B, 1): mAP@0.5 per resample
+
+``arrays`` are one seed's decoded ``detection_matches`` (``submissions.outcomes``). The AP is
+ultralytics' (precision envelope, 101-point interpolated area; precision 0 beyond the last
+recall reached), written here once so that the recipe that trains YOLO
+(``harness.recipes.detection``) and the boards that resample its results
+(``submissions.significance``) compute the same number.
+
+**Resamples without building them.** A bootstrap resample draws image ``i`` ``c[i]`` times.
+Instead of concatenating the drawn images' detections (a new sort per resample), each
+detection keeps its place in the one confidence order and counts ``c`` times: its TP and
+detection counts enter the cumulative sums with weight ``c``, so one ``cumsum`` over a
+(resamples, detections) matrix gives every resample's precision-recall curve. A detection
+drawn ``c`` times is ``c`` consecutive points of the concatenated curve; all but the first
+and the last lie on the segment between them once the envelope is taken (for a true
+positive the later copies have higher precision; for a false positive recall does not
+move), so two points per detection reproduce the concatenated curve's interpolated area
+exactly; ties in confidence between different images aside, which the concatenation orders
+by draw order. An undrawn detection (``c = 0``) repeats the previous point, which changes
+no interpolation.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+RECALL_GRID = np.linspace(0.0, 1.0, 101)
+METRICS = {"map50": (0,), "map50_95": tuple(range(len(IOU_THRESHOLDS)))}
+"""The mAPs the matches give: the IoU thresholds (indices) each averages over."""
+_CELLS = 4_000_000  # resamples x curve points per chunk: ~32 MB per float64 array
+Array = npt.NDArray[np.float64]
+
+
+def ap_per_class(
+    tp: npt.NDArray[np.bool_],
+    conf: npt.ArrayLike,
+    pred_cls: npt.ArrayLike,
+    target_cls: npt.ArrayLike,
+) -> Array:
+    """(classes with targets, thresholds) AP of detections ``tp`` (D, thresholds) flags with
+    confidences and classes, against the target boxes' classes."""
+    order = np.argsort(-np.asarray(conf, dtype=np.float64), kind="stable")
+    tp, pred = np.asarray(tp)[order], np.asarray(pred_cls)[order]
+    target = np.asarray(target_cls)
+    classes = np.unique(target)
+    ap = np.zeros((len(classes), tp.shape[1]))
+    for ci, c in enumerate(classes):
+        sel = pred == c
+        if not sel.any():
+            continue
+        tpc = tp[sel].cumsum(0)
+        fpc = (1 - tp[sel]).cumsum(0)
+        recall = tpc / (int((target == c).sum()) + 1e-16)
+        precision = tpc / (tpc + fpc)
+        for j in range(tp.shape[1]):
+            ap[ci, j] = _area(recall[None, :, j], precision[None, :, j])[0]
+    return ap
+
+
+def tp_flags(det_tp: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    """(D, thresholds) flags from the stored ``det_tp`` bit fields (bit j: threshold j)."""
+    bits = np.asarray(det_tp, dtype=np.int64)[:, None] >> np.arange(len(IOU_THRESHOLDS))
+    return np.asarray(bits & 1, dtype=bool)
+
+
+def map_of(
+    arrays: Mapping[str, npt.NDArray[Any]], images: npt.ArrayLike | None = None
+) -> dict[str, float]:
+    """Every metric of :data:`METRICS` of the images ``images`` (indices, repeats allowed; all
+    when None): the matches of those images concatenated and scored as a test set."""
+    gt_end, det_end = np.cumsum(arrays["gt_count"]), np.cumsum(arrays["det_count"])
+    gt_start, det_start = gt_end - arrays["gt_count"], det_end - arrays["det_count"]
+    picked = np.arange(len(gt_end)) if images is None else np.asarray(images, dtype=np.int64)
+    gt = np.concatenate([np.arange(gt_start[i], gt_end[i]) for i in picked]).astype(np.int64)
+    det = np.concatenate([np.arange(det_start[i], det_end[i]) for i in picked]).astype(np.int64)
+    ap = ap_per_class(tp_flags(arrays["det_tp"][det]), arrays["det_conf"][det],
+                      arrays["det_cls"][det], arrays["gt_cls"][gt])  # fmt: skip
+    if not len(ap):  # no boxes in these images: mAP is undefined
+        return dict.fromkeys(METRICS, math.nan)
+    return map_metrics(ap)
+
+
+def map_metrics(ap: Array) -> dict[str, float]:
+    """Every metric of :data:`METRICS` from :func:`ap_per_class`'s (classes, thresholds)."""
+    return {name: float(ap[:, list(ts)].mean(axis=1).mean()) for name, ts in METRICS.items()}
+
+
+def map_replicates(
+    arrays: Mapping[str, npt.NDArray[Any]], counts: npt.ArrayLike, *, metric: str = "map50"
+) -> Array:
+    """(B,) ``metric`` of each resample whose image multiplicities are the rows of ``counts``
+    (B, images); a class counts in resample ``b`` when one of its boxes was drawn."""
+    c = np.asarray(counts, dtype=np.float64)
+    n = len(arrays["gt_count"])
+    if c.ndim != 2 or c.shape[1] != n:
+        raise ValueError(f"counts of shape {c.shape} for {n} images")
+    thresholds = METRICS[metric]
+    gt_img = np.repeat(np.arange(n), arrays["gt_count"])
+    det_img = np.repeat(np.arange(n), arrays["det_count"])
+    order = np.argsort(-np.asarray(arrays["det_conf"], dtype=np.float64), kind="stable")
+    tp = tp_flags(arrays["det_tp"])[order][:, list(thresholds)]
+    det_img, det_cls = det_img[order], np.asarray(arrays["det_cls"])[order]
+    gt_cls = np.asarray(arrays["gt_cls"])
+    classes = np.unique(gt_cls)
+    total = np.zeros((c.shape[0], len(thresholds)))
+    present = np.zeros((c.shape[0], 1))
+    for cls in classes:
+        boxes = c @ np.bincount(gt_img[gt_cls == cls], minlength=n).astype(np.float64)  # (B,)
+        sel = det_cls == cls
+        if sel.any():
+            total += _class_ap(c, det_img[sel], tp[sel], boxes)
+        present[:, 0] += boxes > 0
+    with np.errstate(invalid="ignore"):
+        return np.asarray((total / present).mean(axis=1))
+
+
+def _class_ap(counts: Array, det_img: npt.NDArray[np.int64], tp: npt.NDArray[np.bool_],
+              boxes: Array) -> Array:  # fmt: skip
+    """(B, thresholds) AP of one class's detections (confidence order) in each resample; 0
+    where the resample holds none of its boxes (the caller does not count it there)."""
+    out = np.zeros((counts.shape[0], tp.shape[1]))
+    step = max(1, _CELLS // (2 * len(det_img) + 3))
+    for lo in range(0, counts.shape[0], step):
+        w = counts[lo : lo + step][:, det_img]  # (b, D): each detection's multiplicity
+        drawn = (w > 0).astype(np.float64)
+        seen, before = np.cumsum(w, axis=1), np.cumsum(w, axis=1) - w
+        g = boxes[lo : lo + step, None]
+        for j in range(tp.shape[1]):
+            hit = tp[:, j].astype(np.float64)
+            found = np.cumsum(w * hit, axis=1)
+            first = found - w * hit + drawn * hit  # the first copy of each detection
+            recall = _interleave(first, found) / np.where(g > 0, g, 1.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                prec = _interleave(first / (before + drawn), found / seen)
+            # Before the first drawn detection there is no point: (0, 1) repeats the start.
+            prec = np.where(np.isnan(prec), 1.0, prec)
+            out[lo : lo + step, j] = np.where(boxes[lo : lo + step] > 0, _area(recall, prec), 0)
+    return out
+
+
+def _interleave(a: Array, b: Array) -> Array:
+    out = np.empty((a.shape[0], 2 * a.shape[1]))
+    out[:, 0::2], out[:, 1::2] = a, b
+    return out
+
+
+def _area(recall: Array, precision: Array) -> Array:
+    """(B,) interpolated area under each row's curve (ultralytics' ``compute_ap``): the
+    precision envelope sampled at 101 recalls. The envelope is one vectorised pass; the
+    sampling is ``np.interp`` per row, whose handling of repeated recalls (the last point at a
+    recall wins) decides the value at a precision drop."""
+    b = recall.shape[0]
+    mrec = np.concatenate([np.zeros((b, 1)), recall, recall[:, -1:], np.ones((b, 1))], axis=1)
+    mpre = np.concatenate([np.ones((b, 1)), precision, np.zeros((b, 2))], axis=1)
+    mpre = np.flip(np.maximum.accumulate(np.flip(mpre, axis=1), axis=1), axis=1)
+    y = np.stack([np.interp(RECALL_GRID, mrec[r], mpre[r]) for r in range(b)])
+    return np.asarray(np.trapezoid(y, RECALL_GRID, axis=1))
+
+
+@dataclass(frozen=True, eq=False)
+class MapOutcomes:
+    """One entry's detection outcomes on one task, for ``submissions.significance`` (its
+    ``Resampled``): per seed, the decoded matches of each of its training seeds (one for a
+    submission's seed; several for a reference row's selection seed, whose score is their
+    mean). Replicates are kept by content (a small LRU): an entry's do not change between
+    board changes, so each change computes only the entries that are new."""
+
+    units: tuple[tuple[Mapping[str, npt.NDArray[Any]], ...], ...]
+    metric: str = "map50"
+
+    @property
+    def n(self) -> int:
+        return len(self.units[0][0]["gt_count"])
+
+    def points(self) -> Array:
+        return np.array([np.mean([map_of(m)[self.metric] for m in u]) for u in self.units])
+
+    def replicates(self, counts: npt.NDArray[np.unsignedinteger]) -> Array:
+        key = (self._digest(), counts.shape, zlib.crc32(np.ascontiguousarray(counts).data))
+        with _lock:
+            if key in _replicates:
+                _replicates.move_to_end(key)
+                return _replicates[key]
+        c = np.asarray(counts, dtype=np.float64)
+        reps = np.stack(
+            [np.mean([map_replicates(m, c, metric=self.metric) for m in u], axis=0)
+             for u in self.units], axis=1,
+        )  # fmt: skip
+        reps.flags.writeable = False
+        with _lock:
+            _replicates[key] = reps
+            while len(_replicates) > _KEEP:
+                _replicates.popitem(last=False)
+        return reps
+
+    @functools.cache  # noqa: B019 (frozen, compared by identity: one digest per object)
+    def _digest(self) -> str:
+        h = hashlib.sha256(self.metric.encode())
+        for unit in self.units:
+            for m in unit:
+                for name in sorted(m):
+                    h.update(name.encode() + np.ascontiguousarray(m[name]).tobytes())
+            h.update(b"|")
+        return h.hexdigest()
+
+
+_KEEP = 2048  # (B, S) float64 each: ~24 KB for 1,000 resamples of 3 seeds, ~50 MB in all
+_replicates: OrderedDict[tuple[object, ...], Array] = OrderedDict()
+_lock = threading.Lock()
