@@ -13,9 +13,11 @@
 
 A stochastic method's score moves with its selection seed (by ±0.1 on the demo at 10%), so
 a reference row is the mean and std over selection seeds, each seed's value the mean over
-the recipe's training seeds. Each distinct subset is trained once (the results store keys
-scores by subset), so a method that ignores the seed costs one evaluation however many seeds
-are asked for, and its row is that one subset's evaluation.
+the recipe's training seeds. Each selection seed carries its training seeds' per-example
+outcomes, stacked (``ExampleOutcomes.stack``), so boards bootstrap reference rows exactly.
+Each distinct subset is trained once (the results store keys scores by subset), so a method
+that ignores the seed costs one evaluation however many seeds are asked for, and its row is
+that one subset's evaluation.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from harness.metrics import seed_summary
 from harness.runner import evaluate_subset
 from harness.selection.api import select
 from harness.selection.config import BaselinesConfig
-from submissions.schemas import EvalResult, SeedResult, SelectionRecord, TaskResult
+from submissions.schemas import (
+    EvalResult,
+    ExampleOutcomes,
+    SeedResult,
+    SelectionRecord,
+    TaskResult,
+)
 
 if TYPE_CHECKING:
     from harness.datasets import Dataset
@@ -114,11 +122,13 @@ def score_reference(
 
 def combine(per_seed: Sequence[EvalResult], record: SelectionRecord) -> EvalResult:
     """One result whose per-task entries are the selection seeds (each the mean over the
-    recipe's training seeds); mean and std over them. The subset identity is a digest of
-    the seeds' subsets, so the same seeds and subsets always make the same row.
+    recipe's training seeds, its outcomes those training seeds' stacked); mean and std over
+    them. The subset identity is a digest of the seeds' subsets, so the same seeds and
+    subsets always make the same row.
 
     When every seed chose the same subset (a deterministic method) the result is that
-    subset's own evaluation, its identity the subset's sha256: one subset is one row.
+    subset's own evaluation (entries per training seed, each with its own outcomes), its
+    identity the subset's sha256: one subset is one row.
     """
     first = per_seed[0]
     if len(set(record.subsets)) == 1:
@@ -143,13 +153,23 @@ def combine(per_seed: Sequence[EvalResult], record: SelectionRecord) -> EvalResu
 
 
 def _combine_task(results: Sequence[TaskResult], seeds: Sequence[int]) -> TaskResult:
-    entries = [SeedResult(seed=seed, metrics=dict(r.mean), query_metrics=r.query_mean)
+    """Per selection seed: the mean over its training seeds, with their outcomes stacked
+    (none when a training seed has none)."""
+    entries = [SeedResult(seed=seed, metrics=dict(r.mean), query_metrics=r.query_mean,
+                          outcomes=_stacked(r))
                for seed, r in zip(seeds, results, strict=True)]  # fmt: skip
     mean, std, query_mean = seed_summary(entries)
     query_size = results[0].query_size if query_mean is not None else None
     update = {"seeds": entries, "mean": mean, "std": std, "query_mean": query_mean,
               "query_size": query_size}  # fmt: skip
     return results[0].model_copy(update=update)
+
+
+def _stacked(result: TaskResult) -> ExampleOutcomes | None:
+    parts = [s.outcomes for s in result.seeds]
+    if not parts or any(p is None for p in parts):
+        return None
+    return ExampleOutcomes.stack([p for p in parts if p is not None])
 
 
 def score_references(

@@ -161,7 +161,8 @@ class Result(SQLModel, table=True):
 class Outcome(SQLModel, table=True):
     """One array of one seed's per-test-example outcomes (``submissions.outcomes``), as bytes:
     the ``correct`` bits of a classification seed, ``sq_err`` of a regression seed, ...
-    ``n`` examples in the test split's UID order, whose digest is ``uids_sha256``."""
+    ``n`` examples in the test split's UID order, whose digest is ``uids_sha256``. A reference
+    row's seed (a selection seed) stacks ``seeds`` training seeds' outcomes, seed-major."""
 
     __table_args__ = (UniqueConstraint("submission_id", "task", "seed", "name", name="uq_outcome"),)
 
@@ -173,6 +174,7 @@ class Outcome(SQLModel, table=True):
     name: str = Field(max_length=30)
     n: int
     uids_sha256: str = Field(max_length=64)
+    seeds: int = 1
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 

@@ -9,7 +9,7 @@ harness produces :class:`EvalResult` and posts it::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -133,6 +133,11 @@ class ExampleOutcomes(Schema):
     Balanced accuracy on a resample: the test split's ``label`` column (not repeated here)
     gives each example's class; it is the mean over the classes present in the resample of
     that class's mean ``correct``. The per-seed ``metrics`` stay the reported scores.
+
+    ``seeds`` > 1: the record stacks that many training seeds (a reference row's selection
+    seed, whose score is the mean over the recipe's training seeds; see
+    ``submissions.outcomes``): build with :meth:`stack`, read one dict per training seed with
+    :meth:`decode_seeds` (:meth:`decode` gives the stacked arrays).
     """
 
     kind: OutcomeKind
@@ -140,11 +145,33 @@ class ExampleOutcomes(Schema):
     order: Literal["test_uid"] = "test_uid"
     uids_sha256: Digest
     arrays: dict[Name, OutcomeText] = Field(max_length=8)
+    seeds: int = Field(1, ge=1, le=MAX_SEEDS,
+                       description="training seeds stacked seed-major in the arrays")  # fmt: skip
 
     @model_validator(mode="after")
     def _lengths(self) -> ExampleOutcomes:
         self.decode()  # ValueError (a 422 at the API) when an array has the wrong length
         return self
+
+    @classmethod
+    def stack(cls, parts: Sequence[ExampleOutcomes]) -> ExampleOutcomes:
+        """One record of every part's training seeds, in order (per-example arrays seed-major,
+        per-box arrays concatenated); ValueError when the parts are of different kinds, sizes
+        or orders."""
+        import numpy as np
+
+        if not parts:
+            raise ValueError("nothing to stack")
+        identities = {(p.kind, p.n, p.order, p.uids_sha256) for p in parts}
+        if len(identities) != 1:
+            raise ValueError(f"stacked outcomes disagree on kind, size or order: {identities}")
+        first = parts[0]
+        decoded = [p.decode() for p in parts]
+        arrays = {name: np.concatenate([d[name] for d in decoded]) for name in decoded[0]}
+        raw = codec.encode_all(first.kind, arrays)
+        return cls(kind=first.kind, n=first.n, order=first.order, uids_sha256=first.uids_sha256,
+                   arrays={k: codec.to_text(v) for k, v in raw.items()},
+                   seeds=sum(p.seeds for p in parts))  # fmt: skip
 
     @classmethod
     def of(cls, kind: OutcomeKind, arrays: Mapping[str, Any], *, uids: Any) -> ExampleOutcomes:
@@ -162,8 +189,13 @@ class ExampleOutcomes(Schema):
             raise ValueError(f"outcome arrays must be base64: {err}") from None
 
     def decode(self) -> dict[str, Any]:
-        """Every array as numpy (bool, float16, ...); ValueError on a wrong length."""
-        return codec.decode_all(self.kind, self.n, self.raw())
+        """Every array as numpy (bool, float16, ...), stacked over the training seeds;
+        ValueError on a wrong length."""
+        return codec.decode_all(self.kind, self.n, self.raw(), seeds=self.seeds)
+
+    def decode_seeds(self) -> list[dict[str, Any]]:
+        """One dict of arrays per training seed, in seed order (``[decode()]`` for one seed)."""
+        return codec.split_seeds(self.kind, self.n, self.decode(), self.seeds)
 
 
 class SeedResult(Schema):
@@ -172,8 +204,9 @@ class SeedResult(Schema):
     per_class: dict[Label, float] = Field(default_factory=dict)
     # The same metrics on the task's public query split: what variants are chosen by.
     query_metrics: dict[Name, float] | None = None
-    # Every test example's outcome (None from workers before outcomes, and for seed-averaged
-    # references): what bootstrap intervals and paired tests resample.
+    # Every test example's outcome (None from workers before outcomes): what bootstrap
+    # intervals and paired tests resample. A reference row's seed (a selection seed, its
+    # metrics the mean over training seeds) carries every training seed's, stacked.
     outcomes: ExampleOutcomes | None = None
 
 

@@ -4,12 +4,15 @@ loaded as numpy for resampling (bootstrap intervals, paired tests on boards).
     problems = outcome_problems(ctx=ctx, result=result)    # [] when every outcome fits its split
     write_outcomes(db=db, submission_id=7, result=result)  # flushed with the scores
     load_outcomes(db=db, submission_ids=[7, 9], task="test1")
-    # {7: bool array (seeds, n), 9: ...}: only submissions whose every seed has outcomes
+    # {7: (seeds, n) array, 9: ...}: submissions with outcomes, a row per stored seed
 
-A result without outcomes (a worker older than them, a seed-averaged reference) is accepted
-and stored without them: boards show such rows without intervals. An outcome whose kind is
-not the dataset's, whose size is not the test split's, or whose UID order is not the split's
-(when the dataset is prepared on this server) is refused with the rest of the result.
+A stored seed is a training seed of a submission, or a selection seed of a reference row,
+whose record stacks its training seeds (``seeds`` > 1; ``submissions.outcomes``): its row is
+the mean over them, as its reported score is. A result without outcomes (a worker older than
+them) is accepted and stored without them: boards show such rows without intervals. An
+outcome whose kind is not the dataset's, whose size is not the test split's, or whose UID
+order is not the split's (when the dataset is prepared on this server) is refused with the
+rest of the result.
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ from sqlmodel import Session, col, select
 
 from server.models import Outcome
 from submissions.errors import DataNotFound
-from submissions.outcomes import KINDS, PRIMARY, decode_all, example_matrix, uids_digest
+from submissions.outcomes import (
+    KINDS,
+    PRIMARY,
+    decode_all,
+    example_matrix,
+    split_seeds,
+    uids_digest,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,45 +100,50 @@ def write_outcomes(*, db: Session, submission_id: int, result: EvalResult) -> in
             for name, data in out.raw().items():
                 db.add(Outcome(submission_id=submission_id, task=task.task, seed=seed.seed,
                                kind=out.kind, name=name, n=out.n, uids_sha256=out.uids_sha256,
-                               data=data))  # fmt: skip
+                               seeds=out.seeds, data=data))  # fmt: skip
                 n += 1
     return n
 
 
 def load_outcome_arrays(
     *, db: Session, submission_ids: Sequence[int], task: str
-) -> dict[int, dict[int, dict[str, npt.NDArray[Any]]]]:
-    """``{submission: {seed: {array name: values}}}`` of every stored outcome of ``task``."""
+) -> dict[int, dict[int, list[dict[str, npt.NDArray[Any]]]]]:
+    """``{submission: {seed: [{array name: values}, ...]}}`` of every stored outcome of
+    ``task``: per stored seed, its training seeds' arrays (one for a submission's seed, the
+    stacked training seeds of a reference row's selection seed)."""
     stmt = select(Outcome).where(
         col(Outcome.submission_id).in_(list(submission_ids)), Outcome.task == task
     )
     rows: dict[tuple[int, int], list[Outcome]] = defaultdict(list)
     for row in db.exec(stmt).all():
         rows[(row.submission_id, row.seed)].append(row)
-    out: dict[int, dict[int, dict[str, npt.NDArray[Any]]]] = defaultdict(dict)
+    out: dict[int, dict[int, list[dict[str, npt.NDArray[Any]]]]] = defaultdict(dict)
     for (sid, seed), arrays in sorted(rows.items()):
         first = arrays[0]
         raw = {a.name: bytes(a.data) for a in arrays}
         if set(raw) == set(KINDS[first.kind]):  # a partial record is no record
-            out[sid][seed] = decode_all(first.kind, first.n, raw)
+            stacked = decode_all(first.kind, first.n, raw, seeds=first.seeds)
+            out[sid][seed] = split_seeds(first.kind, first.n, stacked, first.seeds)
     return dict(out)
 
 
 def load_outcomes(
     *, db: Session, submission_ids: Sequence[int], task: str, name: str | None = None
 ) -> dict[int, npt.NDArray[np.generic]]:
-    """``{submission: (seeds, examples) array}`` of one array per example (``name``; default:
-    ``correct``, ``sq_err`` or ``hit`` by kind), seeds in ascending order. For reid only the
-    counted queries are columns (what rank1 averages). Submissions whose seeds all lack
-    outcomes are absent; detection matches are not per example (use ``load_outcome_arrays``).
+    """``{submission: (seeds, examples) array}`` of one array per example (``name``;
+    default: ``correct``, ``sq_err`` or ``hit`` by kind), stored seeds in ascending order,
+    each row the mean over that seed's training seeds (one, but for a reference row's
+    selection seeds). For reid only the counted queries are columns (what rank1 averages).
+    Submissions whose seeds all lack outcomes are absent; detection matches are not per
+    example (use ``load_outcome_arrays``).
     """
     out: dict[int, npt.NDArray[np.generic]] = {}
     for sid, seeds in load_outcome_arrays(db=db, submission_ids=submission_ids, task=task).items():
-        per_seed = [seeds[s] for s in sorted(seeds)]
-        kind = _kind_of(per_seed[0])
+        units = [seeds[s] for s in sorted(seeds)]
+        kind = _kind_of(units[0][0])
         if (name or PRIMARY.get(kind)) is None:
             raise ValueError(f"{kind} outcomes have no per-example array; load_outcome_arrays")
-        out[sid] = example_matrix(kind, per_seed, name=name)
+        out[sid] = example_matrix(kind, units, name=name)
     return out
 
 

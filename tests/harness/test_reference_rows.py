@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from harness.datasets import Dataset
-from harness.references import Reference, ScoredReference, merge_identical, score_reference
+from harness.references import (
+    Reference,
+    ScoredReference,
+    _combine_task,
+    merge_identical,
+    score_reference,
+)
 from harness.runner import evaluate_subset
 from harness.selection.api import select
 from harness.selection.config import BaselinesConfig, load_baselines
@@ -16,6 +22,8 @@ from harness.settings import default_configs_dir
 from harness.specs import RecipeSpec, load_benchmark
 from harness.store import ResultsStore
 from harness.validation import subset_sha256
+from submissions.outcomes import primary_matrix
+from submissions.schemas import ExampleOutcomes, SeedResult, TaskResult
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +70,7 @@ def test_a_stochastic_method_is_the_mean_over_its_selection_seeds(
         assert [s.metrics["accuracy"] for s in task.seeds] == pytest.approx(accs)
         assert task.mean["accuracy"] == pytest.approx(np.mean(accs))
         assert task.std["accuracy"] == pytest.approx(np.std(accs, ddof=1))
+        _assert_stacked_outcomes_reproduce_the_row(task, training_seeds=len(recipe.seeds))
     selection = scored.result.manifest.selection
     assert selection is not None
     assert (selection.method, selection.seeds, selection.subsets) == (
@@ -92,9 +101,37 @@ def test_a_deterministic_method_is_scored_once(
     # one subset is one row: that subset's own evaluation, under its own identity
     assert scored.result.manifest.subset_sha256 == calls[0] == scored.subsets[0]
     assert [s.seed for s in scored.result.tasks[0].seeds] == list(recipe.seeds)
+    assert all(s.outcomes is not None and s.outcomes.seeds == 1
+               for s in scored.result.tasks[0].seeds)  # fmt: skip
     selection = scored.result.manifest.selection
     assert selection is not None and selection.params["captions"] == "label"
     assert scored.label == "clip_score · captions=label"
+
+
+def _assert_stacked_outcomes_reproduce_the_row(task: TaskResult, *, training_seeds: int) -> None:
+    """Each selection seed's outcomes stack its training seeds, and reproduce its score."""
+    outs = [s.outcomes for s in task.seeds]
+    assert all(o is not None and o.seeds == training_seeds for o in outs)
+    matrix = primary_matrix([o for o in outs if o is not None], "accuracy")
+    assert matrix.shape == (len(task.seeds), task.test_size)
+    for seed, row in zip(task.seeds, matrix, strict=True):
+        assert float(row.mean()) == pytest.approx(seed.metrics["accuracy"], abs=1e-9)
+    assert float(matrix.mean()) == pytest.approx(task.mean["accuracy"], abs=1e-9)
+
+
+def test_a_combined_seed_without_every_training_seeds_outcomes_has_none() -> None:
+    uids = [f"u{i}" for i in range(8)]
+    bits = [np.arange(8) < k for k in (2, 6)]
+    full = [SeedResult(seed=i, metrics={"accuracy": float(b.mean())},
+                       outcomes=ExampleOutcomes.of("correct", {"correct": b}, uids=uids))
+            for i, b in enumerate(bits)]  # fmt: skip
+    partial = [full[0], full[1].model_copy(update={"outcomes": None})]
+    results = [TaskResult(task="t", test_size=8, seeds=seeds, mean={"accuracy": 0.5}, std={})
+               for seeds in (full, partial)]  # fmt: skip
+    combined = _combine_task(results, [0, 1])
+    stacked, missing = (s.outcomes for s in combined.seeds)
+    assert missing is None and stacked is not None and stacked.seeds == 2
+    assert [d["correct"].tolist() for d in stacked.decode_seeds()] == [b.tolist() for b in bits]
 
 
 def _cell(label: str, task: str | None, subsets: tuple[str, ...], fraction: float = 0.1) -> (

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Connection, Engine, inspect
 from sqlmodel import SQLModel
 
 from server import models  # noqa: F401  (the tables)
@@ -60,18 +60,7 @@ def test_a_populated_database_is_upgraded_keeping_its_rows(empty_engine: Engine)
 
     migrate(empty_engine, revision="0001")
     with empty_engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO dataset (name, task_type, version, description, default_recipe, "
-            "primary_metric, higher_is_better, synced_at) VALUES ('tiny', 'classification', "
-            "'0.1', '', 'linear_probe', 'accuracy', true, '2026-01-01')"))  # fmt: skip
-        conn.execute(text("INSERT INTO team (id, name, created_at, upload_seq) "
-                          "VALUES (1, 'alpha', '2026-01-01', 0)"))  # fmt: skip
-        conn.execute(text(
-            "INSERT INTO submission (id, team_id, dataset, fraction, recipe, kind, sha256, "
-            "file_sha256, size, file_bytes, state, attempts, hidden, disqualified, "
-            "counts_for_quota, created_at, updated_at) VALUES (1, 1, 'tiny', 0.1, "
-            "'linear_probe', 'submission', :s, :s, 30, 100, 'queued', 0, false, false, true, "
-            "'2026-01-01', '2026-01-01')"), {"s": "a" * 64})  # fmt: skip
+        _insert_submission(conn, state="queued")
         conn.execute(text("INSERT INTO submissionevent (submission_id, action, to_state, "
                           "actor, created_at) VALUES (1, 'submit', 'queued', 'participant:alpha', "
                           "'2026-01-01')"))  # fmt: skip
@@ -80,6 +69,24 @@ def test_a_populated_database_is_upgraded_keeping_its_rows(empty_engine: Engine)
         assert conn.execute(text("SELECT count(*) FROM submissionevent")).scalar_one() == 1
         row = conn.execute(text("SELECT id, picked FROM submission")).one()
     assert tuple(row) == (1, False)
+
+
+def _insert_submission(conn: Connection, *, state: str) -> None:
+    """Dataset ``tiny``, team ``alpha`` and its submission 1, in columns every revision has."""
+    from sqlalchemy import text
+
+    conn.execute(text(
+        "INSERT INTO dataset (name, task_type, version, description, default_recipe, "
+        "primary_metric, higher_is_better, synced_at) VALUES ('tiny', 'classification', "
+        "'0.1', '', 'linear_probe', 'accuracy', true, '2026-01-01')"))  # fmt: skip
+    conn.execute(text("INSERT INTO team (id, name, created_at, upload_seq) "
+                      "VALUES (1, 'alpha', '2026-01-01', 0)"))  # fmt: skip
+    conn.execute(text(
+        "INSERT INTO submission (id, team_id, dataset, fraction, recipe, kind, sha256, "
+        "file_sha256, size, file_bytes, state, attempts, hidden, disqualified, "
+        "counts_for_quota, created_at, updated_at) VALUES (1, 1, 'tiny', 0.1, "
+        "'linear_probe', 'submission', :s, :s, 30, 100, :state, 0, false, false, true, "
+        "'2026-01-01', '2026-01-01')"), {"s": "a" * 64, "state": state})  # fmt: skip
 
 
 def test_a_failed_upgrade_changes_nothing(empty_engine: Engine) -> None:
@@ -96,3 +103,28 @@ def test_a_failed_upgrade_changes_nothing(empty_engine: Engine) -> None:
     with empty_engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
     assert "board_version" not in {c["name"] for c in inspect(empty_engine).get_columns("dataset")}
+
+
+def test_stacked_outcomes_migration_keeps_outcome_rows_as_one_seed(empty_engine: Engine) -> None:
+    """0005 adds ``outcome.seeds`` to a database already holding outcomes: they read as one
+    training seed each, and load as before."""
+    from sqlalchemy import text
+    from sqlmodel import Session
+
+    from server.services.outcomes import load_outcomes
+    from submissions.outcomes import encode_array
+
+    migrate(empty_engine, revision="0004")
+    bits = [True, False, True, True, False]
+    with empty_engine.begin() as conn:
+        _insert_submission(conn, state="scored")
+        conn.execute(text(
+            "INSERT INTO outcome (submission_id, task, seed, kind, name, n, uids_sha256, data) "
+            "VALUES (1, 'test1', 0, 'correct', 'correct', 5, :d, :b)"),
+            {"d": "d" * 64, "b": encode_array("bits", bits)})  # fmt: skip
+    migrate(empty_engine)
+    with empty_engine.connect() as conn:
+        assert conn.execute(text("SELECT seeds FROM outcome")).scalar_one() == 1
+    with Session(empty_engine) as db:
+        loaded = load_outcomes(db=db, submission_ids=[1], task="test1")
+    assert loaded[1].tolist() == [[1.0, 0.0, 1.0, 1.0, 0.0]]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -13,7 +14,13 @@ from harness.datasets import Dataset
 from server.models import Evaluation, Outcome
 from server.services.outcomes import load_outcome_arrays, load_outcomes
 from submissions.client import ApiError
-from submissions.schemas import State
+from submissions.schemas import (
+    EvalResult,
+    ExampleOutcomes,
+    SeedResult,
+    SelectionRecord,
+    State,
+)
 from tests.server.conftest import Make
 from tests.server.helpers import insert_submission, make_result, sha_of, with_outcomes
 
@@ -90,6 +97,65 @@ def test_references_carry_outcomes(as_team: Make, engine: Engine, tiny_dataset: 
     with pytest.raises(ApiError) as err:
         ops.post_references([bad])
     assert err.value.status == 422 and "UID order" in str(err.value)
+
+
+def _stacked_reference(ds: Dataset, *, training_seeds: int = 3) -> EvalResult:
+    """A baseline row over 3 selection seeds, each stacking its training seeds' bits and
+    reporting their mean accuracy (what harness.references.combine posts)."""
+    uids = list(ds.uids(ds.spec.task("test1").test))
+    rng = np.random.default_rng(7)
+    seeds = []
+    for seed in range(3):
+        bits = [rng.random(len(uids)) < 0.3 + 0.2 * seed for _ in range(training_seeds)]
+        out = ExampleOutcomes.stack([ExampleOutcomes.of("correct", {"correct": b}, uids=uids)
+                                     for b in bits])  # fmt: skip
+        acc = float(np.mean([b.mean() for b in bits]))
+        seeds.append(SeedResult(seed=seed, metrics={"accuracy": acc, "balanced_accuracy": acc},
+                                outcomes=out))  # fmt: skip
+    result = make_result(sha256="c" * 64, tasks=("test1",), task="test1")
+    task = result.tasks[0].model_copy(update={"seeds": seeds, "test_size": len(uids)})
+    record = SelectionRecord(method="random_filter", params={}, seeds=[0, 1, 2],
+                             subsets=[c * 64 for c in "def"])  # fmt: skip
+    manifest = result.manifest.model_copy(update={"selection": record})
+    return result.model_copy(update={"tasks": [task], "manifest": manifest})
+
+
+def test_a_reference_row_stores_stacked_outcomes_per_selection_seed(
+    as_team: Make, engine: Engine, tiny_dataset: Dataset
+) -> None:
+    result = _stacked_reference(tiny_dataset)
+    posted = as_team("ops").post_references([result], kind="baseline", name="random_filter")
+    [ref] = posted.submissions
+    with Session(engine) as db:
+        rows = db.exec(select(Outcome).where(Outcome.submission_id == ref.id)).all()
+        loaded = load_outcomes(db=db, submission_ids=[ref.id], task="test1")[ref.id]
+        arrays = load_outcome_arrays(db=db, submission_ids=[ref.id], task="test1")[ref.id]
+    assert len(rows) == 3 and {(r.seeds, len(r.data)) for r in rows} == {(3, 23)}  # 180 bits
+    assert loaded.dtype == np.float64 and loaded.shape == (3, 60)
+    for seed, row in zip(result.tasks[0].seeds, loaded, strict=True):
+        assert float(row.mean()) == pytest.approx(seed.metrics["accuracy"], abs=1e-12)
+    assert sorted(arrays) == [0, 1, 2] and all(len(units) == 3 for units in arrays.values())
+    out = result.tasks[0].seeds[1].outcomes
+    assert out is not None
+    want = [d["correct"].tolist() for d in out.decode_seeds()]
+    assert [d["correct"].tolist() for d in arrays[1]] == want
+
+
+def test_stacked_outcomes_claiming_more_seeds_than_they_hold_are_refused(
+    as_team: Make, engine: Engine, tiny_dataset: Dataset
+) -> None:
+    result = _stacked_reference(tiny_dataset)
+    task = result.tasks[0]
+    first = task.seeds[0]
+    assert first.outcomes is not None
+    bad_out = first.outcomes.model_copy(update={"seeds": 4})  # not validated: as a client sends
+    bad_task = task.model_copy(update={"seeds": [first.model_copy(update={"outcomes": bad_out}),
+                                                 *task.seeds[1:]]})  # fmt: skip
+    with pytest.raises(ApiError) as err:
+        as_team("ops").post_references([result.model_copy(update={"tasks": [bad_task]})])
+    assert err.value.status == 422 and "23 bytes of bits for 240 values" in str(err.value)
+    with Session(engine) as db:
+        assert db.exec(select(Outcome)).all() == []
 
 
 def test_rescoring_drops_the_old_outcomes_and_stores_the_new(
