@@ -34,6 +34,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, insert
 from sqlmodel import Session
 
@@ -41,20 +42,34 @@ from harness.settings import default_configs_dir
 from leaderboard.render import ServerLinks, render_board
 from server.context import ServerContext
 from server.db import make_engine, migrate
-from server.models import Evaluation, Submission, SubmissionEvent, TaskScore, Team, utcnow
+from server.models import (
+    Evaluation,
+    Outcome,
+    Submission,
+    SubmissionEvent,
+    TaskScore,
+    Team,
+    utcnow,
+)
 from server.services.page_data import PageService
 from server.settings import Settings
+from submissions.outcomes import encode_array
 
 TASKS = ("test1", "test2", "test3", "test4")
+TEST_SIZE = 1600  # the issue's board: 4 tasks of 1,600 test examples
 FRACTIONS = (0.05, 0.1, 0.25)
 TARGET_MS = 100.0
 
 
-def seed(engine: Engine, *, n: int, teams: int = 500, rng: random.Random) -> None:
-    """Bulk-insert ``n`` scored submissions with their events, evaluations and task scores."""
+def seed(
+    engine: Engine, *, n: int, teams: int = 500, rng: random.Random, outcomes: bool = True
+) -> None:
+    """Bulk-insert ``n`` scored submissions with their events, evaluations and task scores
+    (and, with ``outcomes``, every seed's per-example correctness, as the worker posts it)."""
     t0 = utcnow() - timedelta(days=30)
     team_rows = [{"id": i + 1, "name": f"team{i:04d}", "created_at": t0} for i in range(teams)]
-    subs, events, evals, scores = [], [], [], []
+    subs, events, evals, scores, outs = [], [], [], [], []
+    bits = np.random.default_rng(0)
     skill = [rng.uniform(0.4, 0.9) for _ in range(teams)]
     for sid in range(1, n + 1):
         team = rng.randrange(teams)
@@ -119,7 +134,7 @@ def seed(engine: Engine, *, n: int, teams: int = 500, rng: random.Random) -> Non
                     submission_id=sid,
                     dataset="demo",
                     task=t,
-                    test_size=800,
+                    test_size=TEST_SIZE,
                     n_seeds=3,
                     primary=acc,
                     primary_std=std,
@@ -129,6 +144,8 @@ def seed(engine: Engine, *, n: int, teams: int = 500, rng: random.Random) -> Non
                     std={"accuracy": std, "balanced_accuracy": std},
                 )
             )
+            if outcomes:
+                outs += [outcome_row(sid, t, k, bits.random(TEST_SIZE) < acc) for k in range(3)]
     with engine.begin() as conn:
         conn.execute(insert(Team), team_rows)
         for table, rows in (
@@ -136,9 +153,15 @@ def seed(engine: Engine, *, n: int, teams: int = 500, rng: random.Random) -> Non
             (SubmissionEvent, events),
             (Evaluation, evals),
             (TaskScore, scores),
+            (Outcome, outs),
         ):
             for i in range(0, len(rows), 5000):
                 conn.execute(insert(table), rows[i : i + 5000])  # type: ignore[arg-type]
+
+
+def outcome_row(sid: int, task: str, seed: int, correct: np.ndarray) -> dict[str, Any]:
+    return dict(submission_id=sid, task=task, seed=seed, kind="correct", name="correct",
+                n=TEST_SIZE, uids_sha256="0" * 64, data=encode_array("bits", correct))  # fmt: skip
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> list[float]:
@@ -173,7 +196,7 @@ def run(url: str, args: argparse.Namespace, workdir: Path) -> None:
     with Session(engine) as db:
         ctx.catalog.sync(db)
     t = time.perf_counter()
-    seed(engine, n=args.submissions, rng=random.Random(0))
+    seed(engine, n=args.submissions, rng=random.Random(0), outcomes=not args.no_outcomes)
     with engine.begin() as conn:  # the demo pool, so budgets show (the data itself is not needed)
         conn.exec_driver_sql("UPDATE dataset SET pool_size = 4300 WHERE name = 'demo'")
     print(f"  seeded {args.submissions} submissions in {time.perf_counter() - t:.1f} s")
@@ -276,6 +299,8 @@ def main() -> None:
     )
     ap.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     ap.add_argument("--submissions", type=int, default=10_000)
+    ap.add_argument("--no-outcomes", action="store_true",
+                    help="seed no per-example outcomes (boards without intervals)")  # fmt: skip
     ap.add_argument("--requests", type=int, default=200)
     args = ap.parse_args()
     load = os.getloadavg()[0]

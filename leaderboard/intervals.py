@@ -6,7 +6,8 @@
     task_intervals({"test1": correct_17}, tasks=("test1",))   # one submission's, per task
 
 ``outcomes[submission_id][task]`` is a (seeds, examples) array whose mean over examples is the
-seed's primary metric (see ``submissions.outcomes.PER_EXAMPLE``). An entry's task value is
+seed's primary metric (see ``submissions.outcomes.PER_EXAMPLE``), or for detection mAP a
+``submissions.detection_map.MapOutcomes``. An entry's task value is
 its cell's submission's, so an entry built from several submissions (a team's best per task)
 is resampled from exactly the rows it shows. Entries without outcomes (results stored before
 outcomes existed, or a metric that is not a per-example mean) keep no interval and a group of
@@ -19,13 +20,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-import numpy as np
-import numpy.typing as npt
-
 from leaderboard.ranking import Board, Entry
 from submissions.significance import GROUP_NOTE, Significance, TaskStat, group_label, significance
+from submissions.significance import Outcomes as TaskOutcomes
 
-Outcomes = Mapping[int, Mapping[str, npt.NDArray[np.generic]]]
+Outcomes = Mapping[int, Mapping[str, TaskOutcomes]]
 
 __all__ = ["GROUP_NOTE", "rank_label", "task_intervals", "with_intervals"]
 
@@ -58,7 +57,7 @@ def _with(e: Entry, key: str, sig: Significance) -> Entry:
 
 
 def task_intervals(
-    outcomes: Mapping[str, npt.NDArray[np.generic] | None], *, tasks: Sequence[TaskStat | str]
+    outcomes: Mapping[str, TaskOutcomes], *, tasks: Sequence[TaskStat | str]
 ) -> dict[str, tuple[float, float]]:
     """One submission's interval per task (its page), resampled exactly as on the boards."""
     if all(v is None for v in outcomes.values()):

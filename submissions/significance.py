@@ -7,11 +7,13 @@
 
 ``outcomes[entry][task]`` is an array of shape ``(n_seeds, n_examples)`` (a 1-d array is one
 seed) whose mean over examples is that seed's task score: 0/1 correctness for accuracy, rank-1
-hit for ReID, squared error for MSE, per-image AP contributions for detection (an
-approximation of AP). ``None`` (or a missing key) means the entry has no recorded outcomes.
-A :class:`TaskStat` with per-example ``classes`` scores the task as balanced accuracy (the mean
-over classes of the per-class mean) instead of the plain mean. The dataset score is the mean
-over tasks of the task scores.
+hit for ReID, squared error for MSE; or, for a score that is no such mean (detection mAP), a
+:class:`Resampled` that scores each resample itself (``submissions.detection_map.MapOutcomes``).
+``None`` (or a missing key) means the entry has no recorded outcomes. A :class:`TaskStat` with
+per-example ``classes`` scores the task as balanced accuracy (the mean over classes of the
+per-class mean) instead of the plain mean. The dataset score is the mean over tasks of the
+task scores. A "seed" is whatever the entry's reported spread is over: a submission's
+training seeds, or a reference row's selection seeds (each the mean over its training seeds).
 
 Design, and why:
 
@@ -88,7 +90,8 @@ class Resampled(Protocol):
     """Outcomes whose score is not a mean over examples (detection mAP): they score any
     resample themselves. ``n`` examples (the test size), S seeds."""
 
-    n: int
+    @property
+    def n(self) -> int: ...
 
     def points(self) -> Array:
         """(S,) each seed's full-test score."""

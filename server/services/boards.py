@@ -30,8 +30,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
-import numpy as np
-import numpy.typing as npt
 from sqlalchemy import DateTime, func, select, type_coerce
 from sqlmodel import Session, col
 
@@ -41,13 +39,15 @@ from leaderboard.picks import final_rows
 from leaderboard.plots import Series, fraction_series
 from leaderboard.ranking import Board, BoardKey, RankingRule, rank_dataset_board
 from leaderboard.rows import KINDS, ResultRow
-from submissions.significance import TaskStat
 from server.context import ServerContext
 from server.models import Evaluation, Submission, TaskScore, Team
 from server.services.built import BuiltOnce
-from server.services.outcomes import load_outcomes
+from server.services.outcomes import load_outcome_arrays, load_outcomes
 from server.services.public_rows import ON_PUBLIC_BOARDS
+from submissions.detection_map import METRICS as MAP_METRICS
+from submissions.detection_map import MapOutcomes
 from submissions.outcomes import PER_EXAMPLE
+from submissions.significance import Outcomes, TaskStat
 
 T = TypeVar("T")
 
@@ -224,8 +224,10 @@ def rank_bundle(
         )
         for f in spec.fractions
     }
-    if stats:
-        ids = [r.submission_id for r in rows]
+    if stats:  # only the rows an entry shows: a team's best per task, not all its tries
+        ids = [
+            c.submission_id for b in boards.values() for e in b.entries for c in e.cells.values()
+        ]
         outcomes = primary_outcomes(db=db, spec=spec, submission_ids=ids, tasks=of.tasks)
         boards = {f: with_intervals(b, outcomes=outcomes, tasks=stats) for f, b in boards.items()}
     series = () if of.all_entries else tuple(fraction_series(boards))
@@ -234,17 +236,26 @@ def rank_bundle(
 
 def primary_outcomes(
     *, db: Session, spec: DatasetSpec, submission_ids: Sequence[int], tasks: Sequence[str]
-) -> dict[int, dict[str, npt.NDArray[np.generic]]]:
-    """Per-example outcomes of the primary metric, by submission and task (empty when the
-    metric is not a per-example mean, e.g. mAP)."""
-    name = PER_EXAMPLE.get(spec.primary_metric)
-    if name is None:
-        return {}
+) -> dict[int, dict[str, Outcomes]]:
+    """Per-example outcomes of the primary metric by submission and task: (seeds, examples)
+    values whose mean is the metric, or for detection mAP the matches that rescore any
+    resample (empty for a metric that is neither)."""
+    metric = spec.primary_metric
     ids = sorted(set(submission_ids))
-    out: dict[int, dict[str, npt.NDArray[np.generic]]] = {}
+    out: dict[int, dict[str, Outcomes]] = {}
     for t in tasks:
-        for sid, matrix in load_outcomes(db=db, submission_ids=ids, task=t, name=name).items():
-            out.setdefault(sid, {})[t] = matrix
+        if metric in PER_EXAMPLE:
+            found: dict[int, Outcomes] = dict(
+                load_outcomes(db=db, submission_ids=ids, task=t, name=PER_EXAMPLE[metric])
+            )
+        elif metric in MAP_METRICS:
+            arrays = load_outcome_arrays(db=db, submission_ids=ids, task=t)
+            found = {sid: MapOutcomes(tuple(tuple(seeds[s]) for s in sorted(seeds)), metric)
+                     for sid, seeds in arrays.items()}  # fmt: skip
+        else:
+            return {}
+        for sid, values in found.items():
+            out.setdefault(sid, {})[t] = values
     return out
 
 

@@ -25,12 +25,12 @@ from sqlmodel import Session
 
 from harness.specs import BenchmarkSpecs, DatasetSpec, load_benchmark
 from leaderboard.phases import PickWindow, pick_window, visible_tasks
-from submissions.significance import TaskStat
 from server.models import Dataset as DatasetRow
 from server.models import utcnow
 from submissions.errors import DataNotFound, TdcError
 from submissions.outcomes import PER_CLASS
 from submissions.schemas import DatasetPublic, FractionPublic, TaskPublic
+from submissions.significance import TaskStat
 
 if TYPE_CHECKING:
     from harness.datasets import Dataset

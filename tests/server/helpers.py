@@ -31,6 +31,7 @@ def insert_submission(
     task: str | None = None,
     tag: str = "",
     kind: str = "submission",
+    recipe: str = "linear_probe",
 ) -> int:
     """A queued submission row, as if uploaded (no file), with its 'submit' event."""
     sha = hashlib.sha256(f"{team}{dataset}{fraction}{task}{tag}".encode()).hexdigest()
@@ -42,7 +43,7 @@ def insert_submission(
             dataset=dataset,
             fraction=fraction,
             task=task,
-            recipe="linear_probe",
+            recipe=recipe,
             kind=kind,
             sha256=sha,
             file_sha256=sha,
