@@ -32,9 +32,11 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.references import Reference, score_reference
+from submissions.detection_map import METRICS as MAP_METRICS
+from submissions.detection_map import MapOutcomes
 from submissions.outcomes import PER_CLASS, primary_matrix, uids_digest
 from submissions.rank_stability import kendall_tau, seed_taus
-from submissions.significance import RESAMPLES, SEED, TaskStat, bootstrap, seed_scores
+from submissions.significance import RESAMPLES, SEED, Outcomes, TaskStat, bootstrap, seed_scores
 
 if TYPE_CHECKING:
     from harness.datasets import Dataset
@@ -48,9 +50,10 @@ Array = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Gathered:
-    """Per method label and task, a (seeds, examples) matrix; methods skipped and why."""
+    """Per method label and task, a (seeds, examples) matrix (detection: ``MapOutcomes``);
+    methods skipped and why."""
 
-    outcomes: dict[str, dict[str, Array]]
+    outcomes: dict[str, dict[str, Array | MapOutcomes]]
     skipped: dict[str, str]
 
 
@@ -93,7 +96,7 @@ def gather_outcomes(
     dataset's primary metric on ``tasks``."""
     metric = ds.spec.primary_metric
     digests = {t: uids_digest(ds.uids(ds.spec.task(t).test)) for t in tasks}
-    outcomes: dict[str, dict[str, Array]] = {}
+    outcomes: dict[str, dict[str, Array | MapOutcomes]] = {}
     skipped: dict[str, str] = {}
     for ref in refs:
         per_task = baselines.method(ref.method).needs_query
@@ -118,7 +121,9 @@ def task_classes(ds: Dataset, tasks: Sequence[str]) -> dict[str, npt.ArrayLike |
     return {t: ds.split(ds.spec.task(t).test)["label"].to_numpy() for t in tasks}
 
 
-def _matrix(result: TaskResult, metric: str, digest: str) -> Array:
+def _matrix(result: TaskResult, metric: str, digest: str) -> Array | MapOutcomes:
+    """The seeds' outcomes of ``metric``: (seeds, examples) values whose mean it is, or the
+    detection matches mAP is recomputed from on each resample."""
     missing = [s.seed for s in result.seeds if s.outcomes is None]
     if missing:
         raise ValueError(f"{result.task}: seeds {missing} have no per-example outcomes "
@@ -126,11 +131,13 @@ def _matrix(result: TaskResult, metric: str, digest: str) -> Array:
     outs = [s.outcomes for s in result.seeds if s.outcomes is not None]
     if any(o.uids_sha256 != digest for o in outs):
         raise ValueError(f"{result.task}: outcomes are not in the test split's UID order")
+    if metric in MAP_METRICS:
+        return MapOutcomes(tuple(tuple(o.decode_seeds()) for o in outs), metric)
     return primary_matrix(outs, metric)
 
 
 def stability(
-    outcomes: Mapping[str, Mapping[str, npt.ArrayLike]],
+    outcomes: Mapping[str, Mapping[str, Outcomes]],
     *,
     tasks: Sequence[str],
     classes: Mapping[str, npt.ArrayLike | None] | None = None,
@@ -138,9 +145,10 @@ def stability(
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> Stability:
-    """The rows of the report from ``outcomes[method][task]`` (seeds, examples) matrices, every
-    method with the same seeds; ``classes[task]`` (per example) makes that task's score the
-    balanced mean over classes. Deterministic: methods are taken in sorted order."""
+    """The rows of the report from ``outcomes[method][task]`` (seeds, examples) matrices (or
+    detection ``MapOutcomes``), every method with the same seeds; ``classes[task]`` (per
+    example) makes that task's score the balanced mean over classes. Deterministic: methods
+    are taken in sorted order."""
     methods = tuple(sorted(outcomes))
     if len(methods) < 2:
         raise ValueError(f"a ranking needs 2 methods or more, not {len(methods)}")

@@ -23,6 +23,8 @@ from harness.stability import (
     task_classes,
 )
 from harness.store import ResultsStore
+from submissions.detection_map import MapOutcomes
+from tests.infra.matches import random_matches
 
 METHODS = (("random_filter", {}), ("clip_score", {}), ("match_label", {}))
 
@@ -130,3 +132,17 @@ def test_usage_errors_exit_2(
     monkeypatch.setenv("TDC_RUNS_DIR", str(tmp_path))
     assert main(["report", "stability", *argv]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_detection_methods_are_ranked_by_map_recomputed_on_each_resample() -> None:
+    rng = np.random.default_rng(2)
+    skills = {"strong": 0.9, "middle": 0.55, "weak": 0.1}
+    outcomes = {m: {"t": MapOutcomes(tuple((random_matches(rng, 120, skill=k),)
+                                           for _ in range(2)), "map50")}
+                for m, k in skills.items()}  # fmt: skip
+    report = stability(outcomes, tasks=["t"])
+    task, dataset = report.rows
+    assert task.ranking == ("strong", "middle", "weak") == dataset.ranking
+    for m, o in outcomes.items():
+        assert task.scores[m] == pytest.approx(float(o["t"].points().mean()))
+    assert task.boot_median == 1.0 and report.seeds == 2

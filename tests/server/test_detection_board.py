@@ -30,19 +30,10 @@ from submissions.schemas import (
     SeedResult,
     TaskResult,
 )
+from tests.infra.matches import random_matches
 from tests.server.board_seed import ACTOR, ensure_team, get_page
 from tests.server.conftest import make_settings
 from tests.server.helpers import insert_submission, write_configs
-
-
-def matches(rng: np.random.Generator, n: int, skill: float) -> dict[str, Any]:
-    """Per-image matches of ``n`` images; ``skill``: the share of true-positive detections."""
-    gt, det = rng.integers(1, 4, n), rng.integers(0, 5, n)
-    hit = rng.uniform(size=det.sum()) < skill
-    return {"gt_count": gt, "det_count": det, "gt_cls": rng.integers(0, 10, gt.sum()),
-            "det_conf": rng.uniform(0, 1, det.sum()).astype(np.float32),
-            "det_cls": rng.integers(0, 10, det.sum()),
-            "det_tp": np.where(hit, 1023, 0)}  # fmt: skip
 
 
 @dataclass
@@ -109,7 +100,8 @@ def test_detection_entries_get_intervals_and_groups(served: Served) -> None:
     sizes = {t.name: served.ds.split_size(t.test) for t in served.ds.spec.tasks}
 
     def entry(skill: float) -> list[dict[str, dict[str, Any]]]:
-        return [{t: matches(rng, n, skill) for t, n in sizes.items()} for _ in range(2)]
+        return [{t: random_matches(rng, n, skill=skill, classes=10) for t, n in sizes.items()}
+                for _ in range(2)]  # fmt: skip
 
     good = entry(0.8)
     score(served, team="good", seeds=good)

@@ -3,36 +3,19 @@ resamples and all bootstrap resamples at once must agree; boards get intervals f
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 
 from submissions.detection_map import MapOutcomes, map_of, map_replicates
 from submissions.significance import resample_counts, resample_indices, significance
-
-
-def matches(rng: np.random.Generator, n: int, *, classes: int = 3, skill: float = 0.6) -> Any:
-    """Random per-image matches; ``skill``: the share of detections that are true positives."""
-    gt = rng.integers(0, 5, n)
-    det = rng.integers(0, 7, n)
-    true = rng.uniform(size=det.sum()) < skill
-    strict = rng.integers(1, 11, det.sum())  # TP at the first k thresholds, as IoU does
-    return {
-        "gt_count": gt,
-        "det_count": det,
-        "gt_cls": rng.integers(0, classes, gt.sum()),
-        "det_conf": rng.uniform(0, 1, det.sum()).astype(np.float32),
-        "det_cls": rng.integers(0, classes, det.sum()),
-        "det_tp": np.where(true, (1 << strict) - 1, 0),
-    }
+from tests.infra.matches import random_matches
 
 
 @pytest.mark.parametrize("metric", ["map50", "map50_95"])
 def test_every_resample_at_once_equals_scoring_each_resample(metric: str) -> None:
     rng = np.random.default_rng(5)
     for n in (1, 7, 40, 120):
-        arrays = matches(rng, n)
+        arrays = random_matches(rng, n)
         idx = np.sort(resample_indices(n, resamples=25, stream=f"t{n}"), axis=1)
         got = map_replicates(arrays, resample_counts(idx), metric=metric)
         want = [map_of(arrays, i)[metric] for i in idx]
@@ -53,9 +36,9 @@ def test_an_undrawn_class_does_not_count_and_a_drawn_one_without_detections_scor
 
 def test_map_outcomes_intervals_and_groups() -> None:
     rng = np.random.default_rng(8)
-    good = [matches(rng, 300, skill=0.8) for _ in range(3)]  # three seeds
+    good = [random_matches(rng, 300, skill=0.8) for _ in range(3)]  # three seeds
     twin = [dict(m) for m in good]
-    bad = [matches(rng, 300, skill=0.2) for _ in range(3)]
+    bad = [random_matches(rng, 300, skill=0.2) for _ in range(3)]
     entries = {
         "good": {"t": MapOutcomes(tuple((m,) for m in good))},
         "twin": {"t": MapOutcomes(tuple((m,) for m in twin))},
@@ -70,7 +53,7 @@ def test_map_outcomes_intervals_and_groups() -> None:
 
 def test_a_unit_is_the_mean_of_its_training_seeds_and_replicates_are_kept() -> None:
     rng = np.random.default_rng(9)
-    seeds = [matches(rng, 50) for _ in range(2)]
+    seeds = [random_matches(rng, 50) for _ in range(2)]
     unit = MapOutcomes(((seeds[0], seeds[1]),))
     assert unit.points()[0] == pytest.approx(np.mean([map_of(m)["map50"] for m in seeds]))
     counts = resample_counts(resample_indices(50, resamples=30, stream="x")).astype(np.uint8)
