@@ -3,8 +3,8 @@
     tdc-harness demo            # prepare the demo benchmark, embed it, print its summary
 
 Each step is a small function of the settings that skips work already done, so the command
-is cheap to rerun and later steps (score and post the reference rows, submit an example,
-evaluate, serve the leaderboard) are appended to ``STEPS`` without touching the others.
+is cheap to rerun and later steps (score and post the reference rows, submit the demo teams'
+entries, evaluate, serve the leaderboard) are appended to ``STEPS`` without touching the others.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def run_demo(*, settings: HarnessSettings, steps: list[tuple[str, Step]] | None 
 @app.command("demo")
 def demo_command() -> None:
     """Prepare and embed the demo benchmark (skipping what is done), then print its summary;
-    then start the server, post the reference rows, submit and evaluate an example, and
-    serve the leaderboard."""
+    then start the server, post the reference rows, submit and evaluate the demo teams'
+    entries, and serve the leaderboard."""
     from harness.cli.datasets import render_status
     from harness.cli.demo_loop import LOOP_STEPS, serve_until_interrupted
     from harness.datasets.status import dataset_status

@@ -7,14 +7,19 @@
 Steps (each skips or reuses what a previous run left):
 
 - ``server``: a SQLite database and file store under ``<runs>/demo-server``; migrations; an
-  organizer token and a participant token for team ``demo-team``; ``tdc-server serve`` on
-  127.0.0.1:8000 (``TDC_PORT``: ``settings.port``), stopped by its PID when the demo ends.
+  organizer token and a participant token per demo team (``DEMO_TEAMS``; the one printed is
+  ``demo-team``'s); ``tdc-server serve`` on 127.0.0.1:8000 (``TDC_PORT``:
+  ``settings.port``), stopped by its PID when the demo ends.
 - ``references``: the reference methods (``REFERENCES``) x fractions (x tasks for task-aware
   methods), each scored over 3 selection seeds through the results store and posted as one
   unranked reference row per method (``harness.references``: mean ± std over the seeds, the
   label showing non-default parameters, byte-identical subsets named together; a rerun
   trains and adds nothing).
-- ``example``: one participant subset submitted by team ``demo-team``.
+- ``example``: the participant entries (``ENTRIES``) of four demo teams, uploaded with their
+  tokens, so the boards have ranked entries with 95% intervals and statistically tied groups:
+  all-task subsets of label-free methods at 10% and 5% (ranks "1", "2", "3", "=3" on the 10%
+  dataset board) and ``demo-team``'s task-specific example for test1. An entry its team
+  already submitted (same name, fraction and task) is skipped, so a rerun uploads nothing.
 - ``evaluate``: ``evaluate-pending`` with the ``local`` executor until the queue is drained.
 - ``oracle``: the train-on-query oracle of the default recipe, posted as an unranked reference
   row on each demo fraction's board (``POST /api/organizer/references``; a rerun adds nothing).
@@ -34,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +50,10 @@ from submissions.errors import ConfigError
 
 if TYPE_CHECKING:
     from harness.cli.demo import DemoRun, Step
+    from harness.datasets import Dataset
     from harness.dispatch.worker import Worker
+    from harness.selection.config import BaselinesConfig
+    from harness.settings import HarnessSettings
     from submissions.client import TdcClient
 
 log = logging.getLogger(__name__)
@@ -61,10 +70,47 @@ REFERENCES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("tsds", {}),
     ("zcore", {}),
 )
-EXAMPLE = ("text_alignment", 0.1, "test1")  # the participant subset the demo submits
 FRACTIONS = (0.05, 0.1)
 BASELINE_TEAM = "baselines"
-SAMPLE_TEAM = "demo-team"
+SAMPLE_TEAM = "demo-team"  # the team whose token the demo prints for the user's own subsets
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A participant submission of the demo: ``team`` uploads the subset ``method`` selects
+    with ``seed`` for ``task`` (None: one subset scored on every task) at ``fraction``."""
+
+    team: str
+    method: str
+    fraction: float
+    task: str | None = None
+    seed: int = 0
+    label: str | None = None  # the submission's name; default "<method> (seed <seed>)"
+
+    @property
+    def name(self) -> str:
+        return self.label or f"{self.method} (seed {self.seed})"
+
+    @property
+    def key(self) -> tuple[str, float, str | None]:
+        """What makes a rerun skip it: its team already has a submission with this key."""
+        return (self.name, self.fraction, self.task)
+
+
+# The demo's participant entries. On the 10% dataset board demo-team (clip_score, and its
+# text_alignment example on test1) ranks 1 and demo-lab (random_filter) 2, each apart from
+# the next; demo-group (zcore) and demo-uni (random_filter, another seed) score within a point
+# of each other: ranks "3" and "=3", not distinguishable at 95%.
+ENTRIES: tuple[Entry, ...] = (
+    Entry(SAMPLE_TEAM, "clip_score", 0.1, label="clip_score"),  # its board row's name: first
+    Entry(SAMPLE_TEAM, "text_alignment", 0.1, "test1", label="example (text_alignment)"),
+    Entry("demo-lab", "random_filter", 0.1, seed=0),
+    Entry("demo-lab", "random_filter", 0.05, seed=0),
+    Entry("demo-group", "zcore", 0.1, seed=0),
+    Entry("demo-group", "zcore", 0.05, seed=0),
+    Entry("demo-uni", "random_filter", 0.1, seed=2),
+)
+DEMO_TEAMS = tuple(dict.fromkeys(e.team for e in ENTRIES))
 
 
 @dataclass
@@ -74,7 +120,11 @@ class DemoServer:
     env: dict[str, str]
     log_path: Path
     organizer_token: str
-    participant_token: str
+    tokens: dict[str, str]  # team -> participant token, for every team in DEMO_TEAMS
+
+    @property
+    def participant_token(self) -> str:
+        return self.tokens[SAMPLE_TEAM]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -87,13 +137,27 @@ class DemoServer:
 
 
 def _server_cli(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise RuntimeError(f"tdc-server {' '.join(args[:1])} failed: {out.stderr.strip()}")
-    return out.stdout.strip()
+    return _server_clis(env, [args])[0]
+
+
+def _server_clis(env: dict[str, str], calls: Sequence[Sequence[str]]) -> list[str]:
+    """Run ``tdc-server`` commands side by side (each is a Python start-up, about 1.5 s; the
+    database queues their writes); what each printed."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "server.cli", *args],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for args in calls
+    ]
+    outs = [proc.communicate() for proc in procs]
+    for args, proc, (_, err) in zip(calls, procs, outs, strict=True):
+        if proc.returncode != 0:
+            raise RuntimeError(f"tdc-server {' '.join(args[:1])} failed: {err.strip()}")
+    return [out.strip() for out, _ in outs]
 
 
 def _port_free(port: int) -> bool:
@@ -127,16 +191,19 @@ def server_step(run: DemoRun) -> None:
         "TDC_BASE_URL": url,
     }
     _server_cli(env, "migrate")
-    organizer = _server_cli(env, "issue-token", "organizers", "--scope", "organizer",
-                            "--create-team", "--note", "demo")  # fmt: skip
-    participant = _server_cli(env, "issue-token", SAMPLE_TEAM, "--create-team", "--note", "demo")
     log_path = home / "server.log"
-    with log_path.open("ab") as fh:
+    with log_path.open("ab") as fh:  # it starts up while the tokens are issued
         proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--no-migrate"],
                                 env=env, stdout=fh, stderr=subprocess.STDOUT)  # fmt: skip
-    server = DemoServer(url, proc, env, log_path, organizer, participant)
-    run.notes["server"] = server
+    server = DemoServer(url, proc, env, log_path, organizer_token="", tokens={})
     atexit.register(server.stop)  # a later step that fails must not leave it running
+    organizer, *participants = _server_clis(env, [
+        ("issue-token", "organizers", "--scope", "organizer", "--create-team", "--note", "demo"),
+        *(("issue-token", team, "--create-team", "--note", "demo") for team in DEMO_TEAMS),
+    ])  # fmt: skip
+    server.organizer_token = organizer
+    server.tokens = dict(zip(DEMO_TEAMS, participants, strict=True))
+    run.notes["server"] = server
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -173,24 +240,44 @@ def references_step(run: DemoRun) -> None:
 
 
 def example_step(run: DemoRun) -> None:
-    """Submit one participant subset as team ``demo-team`` (through the upload path the
-    worker then evaluates), so the board has a ranked entry."""
-    from harness.selection.api import select, write_selection
+    """Submit the participant entries (``ENTRIES``) as their teams, through the upload path
+    the worker then evaluates, so the boards have ranked entries; an entry its team already
+    submitted (same name, fraction and task: a rerun of the demo) is skipped."""
     from harness.selection.config import load_baselines
     from submissions.client import TdcClient
 
     server: DemoServer = run.notes["server"]
-    if run.dataset is None:
+    ds = run.dataset
+    if ds is None:
         raise RuntimeError("example_step needs prepare_step first")
-    method, fraction, task = EXAMPLE
-    s = run.settings
-    sel = select(ds=run.dataset, method=method, fraction=fraction, task=task, seed=0,
-                 baselines=load_baselines(s.configs_dir), weights_dir=s.weights_dir)  # fmt: skip
-    path = write_selection(sel, Path(run.settings.runs_dir) / "demo-server" / "example.npy")
-    with TdcClient(server.url, server.participant_token) as client:
-        client.submit(path, dataset=run.dataset.spec.name, fraction=fraction, task=task,
-                      name=f"example ({method})")  # fmt: skip
-    run.notes["example"] = 1
+    baselines = load_baselines(run.settings.configs_dir)
+    submitted = 0
+    for team in DEMO_TEAMS:
+        with TdcClient(server.url, server.tokens[team]) as client:
+            done = {(x.name, x.fraction, x.task) for x in client.list(dataset=ds.spec.name)}
+            todo = [e for e in ENTRIES if e.team == team and e.key not in done]
+            for entry in todo:
+                _upload(client, entry, ds=ds, settings=run.settings, baselines=baselines)
+            submitted += len(todo)
+    run.notes["example"] = submitted
+
+
+def _upload(
+    client: TdcClient,
+    entry: Entry,
+    *,
+    ds: Dataset,
+    settings: HarnessSettings,
+    baselines: BaselinesConfig,
+) -> None:
+    from harness.selection.api import select, write_selection
+
+    sel = select(ds=ds, method=entry.method, fraction=entry.fraction, task=entry.task,
+                 seed=entry.seed, baselines=baselines,
+                 weights_dir=settings.weights_dir)  # fmt: skip
+    path = write_selection(sel, Path(settings.runs_dir) / "demo-server" / "example.npy")
+    client.submit(path, dataset=ds.spec.name, fraction=entry.fraction, task=entry.task,
+                  name=entry.name)  # fmt: skip
 
 
 def _worker(

@@ -3,6 +3,9 @@
     with chromium() as browser:                       # skips (fails in CI) without Chromium
         page = browser.new_page(viewport={"width": 390, "height": 844})
     guard = LocalOnly(); context.route("**/*", guard.route)   # records + blocks other hosts
+    context = watched_context(browser, guard, errors)  # guarded; page errors, CSP recorded
+    page = open_page(context, url, errors=errors)       # 200 under the site's CSP, or fails
+    page.eval_on_selector_all("table.board tbody tr", ROWS_JS)   # every row's cell texts
 
 Debian's ``/usr/bin/chromium`` (``make test`` installs it); ``playwright install`` is never
 run. The flags keep Chromium from calling home (INFRA-NOTES.md).
@@ -30,6 +33,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path("test-artifacts") / "browser"
+ROWS_JS = "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
+# Records what the Content-Security-Policy blocks (Chromium also logs it as a console error).
+CSP_PROBE = """document.addEventListener("securitypolicyviolation",
+    e => (window.__csp = window.__csp || []).push(e.violatedDirective + " " + e.blockedURI));"""
 
 
 def chromium_path() -> str:
@@ -80,6 +87,37 @@ class LocalOnly:
         else:
             self.blocked.append(url)
             route.abort()
+
+
+def watched_context(browser: Any, guard: LocalOnly, errors: list[str], **options: Any) -> Any:
+    """A browser context (``options`` as ``new_context``'s) whose requests go through ``guard``,
+    whose uncaught page errors land in ``errors`` and whose CSP violations are recorded."""
+    context = browser.new_context(**options)
+    context.route("**/*", guard.route)
+    context.add_init_script(CSP_PROBE)
+    context.on("weberror", lambda e: errors.append(str(e.error)))
+    return context
+
+
+def open_page(context: Any, url: str, *, errors: list[str]) -> Any:
+    """A new page at ``url`` (200, under the site's script policy); console errors go to
+    ``errors``."""
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.on("console", on_console)
+    response = page.goto(url)
+    assert response is not None and response.status == 200, url
+    assert "script-src 'self'" in response.headers["content-security-policy"], url
+    return page
+
+
+def csp_violations(page: Any) -> list[str]:
+    return page.evaluate("window.__csp || []")
 
 
 def screenshot(page: Any, name: str) -> Path:

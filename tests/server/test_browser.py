@@ -24,17 +24,21 @@ from server.context import ServerContext
 from server.db import make_engine, migrate
 from server.live import LiveServer
 from server.services.auth import create_team, issue_token
-from tests.infra.browser import LocalOnly, chromium, chromium_path, screenshot
+from tests.infra import browser as b
+from tests.infra.browser import (
+    ROWS_JS,
+    LocalOnly,
+    chromium,
+    chromium_path,
+    csp_violations,
+    screenshot,
+    watched_context,
+)
 from tests.server.board_seed import World, build_world
 from tests.server.conftest import make_settings
 from tests.server.helpers import live_env
 
 pytestmark = pytest.mark.browser
-
-ROWS_JS = "rows => rows.map(r => [...r.cells].map(c => c.innerText.trim()))"
-# Records what the Content-Security-Policy blocks (Chromium also logs it as a console error).
-CSP_PROBE = """document.addEventListener("securitypolicyviolation",
-    e => (window.__csp = window.__csp || []).push(e.violatedDirective + " " + e.blockedURI));"""
 
 
 @dataclass
@@ -69,29 +73,16 @@ def live(
     engine.dispose()
     env = live_env(tmp, url=url, server_configs=server_configs, data_root=data_root)
     with LiveServer.start(env=env, log_path=tmp / "server.log") as server, chromium() as browser:
-        guard, errors = LocalOnly(), []
-        context = browser.new_context(
-            viewport={"width": 1280, "height": 900}, accept_downloads=True
+        guard, errors = LocalOnly(), list[str]()
+        context = watched_context(
+            browser, guard, errors, viewport={"width": 1280, "height": 900}, accept_downloads=True
         )
-        context.route("**/*", guard.route)
-        context.add_init_script(CSP_PROBE)
-        context.on("weberror", lambda e: errors.append(str(e.error)))
         yield Live(server, world, url, guard, context, errors, organizer_token)
         context.close()
 
 
 def open_page(live: Live, path: str, *, context: Any = None) -> Any:
-    page = (context or live.context).new_page()
-    page.set_default_timeout(15_000)
-    page.on("console", lambda m: m.type == "error" and live.errors.append(m.text))
-    response = page.goto(live.server.url + path)
-    assert response is not None and response.status == 200, path
-    assert "script-src 'self'" in response.headers["content-security-policy"], path
-    return page
-
-
-def csp_violations(page: Any) -> list[str]:
-    return page.evaluate("window.__csp || []")
+    return b.open_page(context or live.context, live.server.url + path, errors=live.errors)
 
 
 def expected_board(db_url: str, *, fraction: float) -> list[tuple[str, str, str]]:
@@ -134,11 +125,12 @@ def test_every_page_loads_and_the_board_matches_the_database(live: Live) -> None
         **{f"submission-{k}": f"/submissions/{v}" for k, v in ids.items()},
     }
     unshown = {f"submission-{k}" for k in ("epsilon", "failed", "queued", "delta")}
-    organizer = live.context.browser.new_context(
-        extra_http_headers={"Authorization": f"Bearer {live.organizer_token}"}
+    organizer = watched_context(
+        live.context.browser,
+        live.guard,
+        live.errors,
+        extra_http_headers={"Authorization": f"Bearer {live.organizer_token}"},
     )
-    organizer.route("**/*", live.guard.route)
-    organizer.add_init_script(CSP_PROBE)
     shots = {"home", "board", "team-alpha", "submission-alpha_all", "submission-failed"}
     for name, path in pages.items():  # what no public board shows, an organizer sees
         page = open_page(live, path, context=organizer if name in unshown else None)
