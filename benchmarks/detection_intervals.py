@@ -22,29 +22,14 @@ import argparse
 import os
 import statistics
 import time
-from typing import Any
 
 import numpy as np
 
 from submissions.detection_map import MapOutcomes, map_of
 from submissions.significance import RESAMPLES, resample_indices, significance
+from tests.infra.matches import random_matches
 
 SEEDS = 3
-
-
-def matches(rng: np.random.Generator, images: int, skill: float) -> dict[str, Any]:
-    gt = rng.poisson(2.5, images)
-    det = rng.poisson(3.0, images)
-    d = int(det.sum())
-    hit = rng.uniform(size=d) < skill
-    return {
-        "gt_count": gt,
-        "det_count": det,
-        "gt_cls": rng.integers(0, 10, int(gt.sum())),
-        "det_conf": rng.uniform(0, 1, d).astype(np.float32),
-        "det_cls": rng.integers(0, 10, d),
-        "det_tp": np.where(hit, (1 << rng.integers(1, 11, d)) - 1, 0),
-    }
 
 
 def board(entries: int, images: int, seed: int) -> dict[str, dict[str, MapOutcomes]]:
@@ -52,7 +37,12 @@ def board(entries: int, images: int, seed: int) -> dict[str, dict[str, MapOutcom
     skill = rng.uniform(0.3, 0.8, entries)
     return {
         f"team{i:03d}-{seed}": {
-            "t": MapOutcomes(tuple((matches(rng, images, skill[i]),) for _ in range(SEEDS)))
+            "t": MapOutcomes(
+                tuple(
+                    (random_matches(rng, images, skill=skill[i], classes=10, boxes=2.5),)
+                    for _ in range(SEEDS)
+                )
+            )
         }
         for i in range(entries)
     }

@@ -71,8 +71,10 @@ def ap_per_class(
         fpc = (1 - tp[sel]).cumsum(0)
         recall = tpc / (int((target == c).sum()) + 1e-16)
         precision = tpc / (tpc + fpc)
-        for j in range(tp.shape[1]):
-            ap[ci, j] = _area(recall[None, :, j], precision[None, :, j])[0]
+        mrec, mpre = _curves(tp.shape[1], len(recall))  # one row per IoU threshold
+        mrec[:, 1:-2], mpre[:, 1:-2] = recall.T, precision.T
+        mrec[:, -2] = mrec[:, -3]
+        ap[ci] = _area(mrec, mpre)
     return ap
 
 
@@ -138,41 +140,59 @@ def _class_ap(counts: Array, det_img: npt.NDArray[np.int64], tp: npt.NDArray[np.
     """(B, thresholds) AP of one class's detections (confidence order) in each resample; 0
     where the resample holds none of its boxes (the caller does not count it there)."""
     out = np.zeros((counts.shape[0], tp.shape[1]))
-    step = max(1, _CELLS // (2 * len(det_img) + 3))
+    d = len(det_img)
+    step = max(1, _CELLS // (2 * d + 3))
     for lo in range(0, counts.shape[0], step):
         w = counts[lo : lo + step][:, det_img]  # (b, D): each detection's multiplicity
         drawn = (w > 0).astype(np.float64)
-        seen, before = np.cumsum(w, axis=1), np.cumsum(w, axis=1) - w
+        seen = np.cumsum(w, axis=1)
+        first_seen = seen - w + drawn
         g = boxes[lo : lo + step, None]
+        recall, prec = _curves(len(w), 2 * d)
         for j in range(tp.shape[1]):
             hit = tp[:, j].astype(np.float64)
             found = np.cumsum(w * hit, axis=1)
             first = found - w * hit + drawn * hit  # the first copy of each detection
-            recall = _interleave(first, found) / np.where(g > 0, g, 1.0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                prec = _interleave(first / (before + drawn), found / seen)
+            # Points 1, 3, ...: each detection's first copy; 2, 4, ...: its last.
+            np.divide(first, np.where(g > 0, g, 1.0), out=recall[:, 1 : 2 * d + 1 : 2])
+            np.divide(found, np.where(g > 0, g, 1.0), out=recall[:, 2 : 2 * d + 1 : 2])
+            recall[:, -2] = recall[:, -3]
             # Before the first drawn detection there is no point: (0, 1) repeats the start.
-            prec = np.where(np.isnan(prec), 1.0, prec)
+            prec[:, 1:-2] = 1.0
+            np.divide(first, first_seen, out=prec[:, 1 : 2 * d + 1 : 2], where=first_seen > 0)
+            np.divide(found, seen, out=prec[:, 2 : 2 * d + 1 : 2], where=seen > 0)
             out[lo : lo + step, j] = np.where(boxes[lo : lo + step] > 0, _area(recall, prec), 0)
     return out
 
 
-def _interleave(a: Array, b: Array) -> Array:
-    out = np.empty((a.shape[0], 2 * a.shape[1]))
-    out[:, 0::2], out[:, 1::2] = a, b
-    return out
+def _curves(b: int, points: int) -> tuple[Array, Array]:
+    """(b, points + 3) recall and precision rows with ultralytics' end points: recall 0 at
+    precision 1 first; the last recall again and recall 1, both at precision 0."""
+    recall, prec = np.empty((b, points + 3)), np.empty((b, points + 3))
+    recall[:, 0], recall[:, -1] = 0.0, 1.0
+    prec[:, 0], prec[:, -2:] = 1.0, 0.0
+    return recall, prec
 
 
-def _area(recall: Array, precision: Array) -> Array:
+def _area(mrec: Array, mpre: Array) -> Array:
     """(B,) interpolated area under each row's curve (ultralytics' ``compute_ap``): the
-    precision envelope sampled at 101 recalls. The envelope is one vectorised pass; the
-    sampling is ``np.interp`` per row, whose handling of repeated recalls (the last point at a
-    recall wins) decides the value at a precision drop."""
-    b = recall.shape[0]
-    mrec = np.concatenate([np.zeros((b, 1)), recall, recall[:, -1:], np.ones((b, 1))], axis=1)
-    mpre = np.concatenate([np.ones((b, 1)), precision, np.zeros((b, 2))], axis=1)
-    mpre = np.flip(np.maximum.accumulate(np.flip(mpre, axis=1), axis=1), axis=1)
-    y = np.stack([np.interp(RECALL_GRID, mrec[r], mpre[r]) for r in range(b)])
+    precision envelope (``mpre`` is overwritten with it) sampled at 101 recalls as
+    ``np.interp`` samples it, all rows at once, then the trapezoidal area."""
+    b, m = mrec.shape
+    np.maximum.accumulate(mpre[:, ::-1], axis=1, out=mpre[:, ::-1])
+    # np.interp's index: the last point whose recall is <= x. Each point's bucket (how many
+    # grid recalls lie below it) is an exact float comparison; counting buckets <= k is then
+    # a search in integers, all rows at once (row r offset by r * 102).
+    bucket = np.searchsorted(RECALL_GRID, mrec, side="left") + 102 * np.arange(b)[:, None]
+    query = np.arange(101)[None, :] + 102 * np.arange(b)[:, None]
+    j = np.searchsorted(bucket.ravel(), query.ravel(), side="right").reshape(b, 101) - 1
+    j -= m * np.arange(b)[:, None]
+    nxt = np.minimum(j + 1, m - 1)
+    x0, x1 = np.take_along_axis(mrec, j, 1), np.take_along_axis(mrec, nxt, 1)
+    y0, y1 = np.take_along_axis(mpre, j, 1), np.take_along_axis(mpre, nxt, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # x1 == x0 only where x == x0
+        slope = (y1 - y0) / (x1 - x0)
+        y = np.where(x0 == RECALL_GRID, y0, slope * (RECALL_GRID - x0) + y0)
     return np.asarray(np.trapezoid(y, RECALL_GRID, axis=1))
 
 

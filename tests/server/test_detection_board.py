@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from harness.datasets import Dataset
+from leaderboard.render import fmt_num
 from server.app import create_app
 from server.context import ServerContext
 from server.db import create_schema, make_engine
@@ -121,4 +122,5 @@ def test_detection_entries_get_intervals_and_groups(served: Served) -> None:
     page = get_page(served.client, f"/submissions/{bad}")  # its page: an interval per task
     shown = page.tables[0].column("map50")
     want = [entries["bad"]["tasks"][t]["ci95"] for t in ("test1", "test2", "test3")]
-    assert [c.split(" ", 1)[1] for c in shown[:3]] == [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in want]
+    assert [c.split(" ", 1)[1] for c in shown[:3]] == [f"[{fmt_num(lo)}, {fmt_num(hi)}]"
+                                                       for lo, hi in want]  # fmt: skip
