@@ -15,16 +15,17 @@ recall reached), written here once so that the recipe that trains YOLO
 
 **Resamples without building them.** A bootstrap resample draws image ``i`` ``c[i]`` times.
 Instead of concatenating the drawn images' detections (a new sort per resample), each
-detection keeps its place in the one confidence order and counts ``c`` times: its TP and
-detection counts enter the cumulative sums with weight ``c``, so one ``cumsum`` over a
-(resamples, detections) matrix gives every resample's precision-recall curve. A detection
-drawn ``c`` times is ``c`` consecutive points of the concatenated curve; all but the first
-and the last lie on the segment between them once the envelope is taken (for a true
-positive the later copies have higher precision; for a false positive recall does not
-move), so two points per detection reproduce the concatenated curve's interpolated area
-exactly; ties in confidence between different images aside, which the concatenation orders
-by draw order. An undrawn detection (``c = 0``) repeats the previous point, which changes
-no interpolation.
+detection keeps its place in the one confidence order and counts ``c`` times: one
+``cumsum`` over a (resamples, detections) matrix of multiplicities gives every resample's
+detection counts, and one over the true positives its TP counts. Of the concatenated curve
+only three points per true positive decide the interpolated area (:func:`_tp_points`): the
+point before it, its first copy and its last copy; the copies in between lie on the segment
+between them once the envelope is taken, and the false positives between two true positives
+fall in precision from the one before to the one after. The result equals scoring each
+resample as a test set (tested to 1e-12), ties in confidence between different images aside,
+which the concatenation orders by draw order. 1,000 resamples of 1,000 images (~3,000
+detections) take ~0.1 s per seed, ~60x less than rescoring each resample
+(``benchmarks/detection_intervals.py``).
 """
 
 from __future__ import annotations
@@ -140,29 +141,40 @@ def _class_ap(counts: Array, det_img: npt.NDArray[np.int64], tp: npt.NDArray[np.
     """(B, thresholds) AP of one class's detections (confidence order) in each resample; 0
     where the resample holds none of its boxes (the caller does not count it there)."""
     out = np.zeros((counts.shape[0], tp.shape[1]))
-    d = len(det_img)
-    step = max(1, _CELLS // (2 * d + 3))
+    step = max(1, _CELLS // (3 * len(det_img) + 3))
     for lo in range(0, counts.shape[0], step):
         w = counts[lo : lo + step][:, det_img]  # (b, D): each detection's multiplicity
-        drawn = (w > 0).astype(np.float64)
-        seen = np.cumsum(w, axis=1)
-        first_seen = seen - w + drawn
-        g = boxes[lo : lo + step, None]
-        recall, prec = _curves(len(w), 2 * d)
+        seen = np.cumsum(w, axis=1)  # detections up to and with each one, copies counted
+        g = boxes[lo : lo + step]
         for j in range(tp.shape[1]):
-            hit = tp[:, j].astype(np.float64)
-            found = np.cumsum(w * hit, axis=1)
-            first = found - w * hit + drawn * hit  # the first copy of each detection
-            # Points 1, 3, ...: each detection's first copy; 2, 4, ...: its last.
-            np.divide(first, np.where(g > 0, g, 1.0), out=recall[:, 1 : 2 * d + 1 : 2])
-            np.divide(found, np.where(g > 0, g, 1.0), out=recall[:, 2 : 2 * d + 1 : 2])
-            recall[:, -2] = recall[:, -3]
-            # Before the first drawn detection there is no point: (0, 1) repeats the start.
-            prec[:, 1:-2] = 1.0
-            np.divide(first, first_seen, out=prec[:, 1 : 2 * d + 1 : 2], where=first_seen > 0)
-            np.divide(found, seen, out=prec[:, 2 : 2 * d + 1 : 2], where=seen > 0)
-            out[lo : lo + step, j] = np.where(boxes[lo : lo + step] > 0, _area(recall, prec), 0)
+            hits = np.flatnonzero(tp[:, j])
+            if len(hits):
+                recall, prec = _tp_points(w[:, hits], seen[:, hits], np.where(g > 0, g, 1.0))
+                out[lo : lo + step, j] = np.where(g > 0, _area(recall, prec), 0.0)
     return out
+
+
+def _tp_points(w: Array, seen: Array, boxes: Array) -> tuple[Array, Array]:
+    """The curve points that decide the area, three per true positive ``k`` (columns of
+    ``w`` and ``seen``): the point before it (A), its first copy (B), its last copy (C).
+
+    Recall moves only at true positives, so the interpolation between two recall levels
+    runs from the last point of the lower level (A: whatever detection precedes the first
+    drawn true positive) to the first of the higher (B). The false positives in between fall
+    in precision from the C before them to the A after them, so no envelope value changes
+    without them. An undrawn true positive repeats A three times."""
+    found = np.cumsum(w, axis=1)
+    before, seen_before = found - w, seen - w
+    drawn = (w > 0).astype(np.float64)
+    recall, prec = _curves(len(w), 3 * w.shape[1])
+    prec[:, 1:-2] = 1.0  # no detection drawn yet: (0, 1) repeats the start
+    points = ((before, seen_before), (before + drawn, seen_before + drawn), (found, seen))
+    for k, (tps, dets) in enumerate(points):
+        cols = slice(1 + k, -2, 3)
+        np.divide(tps, boxes[:, None], out=recall[:, cols])
+        np.divide(tps, dets, out=prec[:, cols], where=dets > 0)
+    recall[:, -2] = recall[:, -3]
+    return recall, prec
 
 
 def _curves(b: int, points: int) -> tuple[Array, Array]:
