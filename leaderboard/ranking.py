@@ -229,7 +229,8 @@ def _combine(members: Sequence[ResultRow], *, tasks: tuple[str, ...], rule: Rank
     cells = {t: _cell(chosen_rows[t], rule) for t in tasks if t in chosen_rows}
     missing = tuple(t for t in tasks if t not in cells)
     chosen = list(chosen_rows.values()) or list(members)
-    first = min(members, key=lambda r: r.submission_id)
+    # Named after the rows it shows (the earliest of them), not a try whose scores it does not.
+    first = min(chosen, key=lambda r: r.submission_id)
     score = score_std = secondary = None
     if not missing:
         score = math.fsum(c.mean for c in cells.values()) / len(cells)

@@ -102,7 +102,7 @@ class Entry:
 # the next; demo-group (zcore) and demo-uni (random_filter, another seed) score within a point
 # of each other: ranks "3" and "=3", not distinguishable at 95%.
 ENTRIES: tuple[Entry, ...] = (
-    Entry(SAMPLE_TEAM, "clip_score", 0.1, label="clip_score"),  # its board row's name: first
+    Entry(SAMPLE_TEAM, "clip_score", 0.1, label="clip_score"),
     Entry(SAMPLE_TEAM, "text_alignment", 0.1, "test1", label="example (text_alignment)"),
     Entry("demo-lab", "random_filter", 0.1, seed=0),
     Entry("demo-lab", "random_filter", 0.05, seed=0),

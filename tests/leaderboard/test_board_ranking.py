@@ -123,6 +123,12 @@ def test_best_per_team_on_each_task_and_all_entries() -> None:
     ]  # equal score: earlier first
 
 
+def test_an_entry_is_named_after_the_rows_it_shows() -> None:
+    rows = both(1, "a", 0.2, 0.2, method="first try") + both(2, "a", 0.9, 0.8, method="better")
+    (e,) = board(rows).entries
+    assert e.submission_ids == (2,) and e.method == "better"  # not the earlier, unshown try
+
+
 def test_task_specific_submissions_combine_with_all_task_ones() -> None:
     rows = [
         row(1, "a", "test1", 0.9, scope="test1"),
