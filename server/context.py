@@ -54,6 +54,12 @@ class ServerContext:
     storage: Storage
     validator: Validator = default_validator
 
+    @property
+    def replicates_dir(self) -> Path:
+        """Where detection boards keep their bootstrap replicates between restarts (derived
+        data: deleting it costs one recomputation)."""
+        return Path(self.settings.runs_dir) / "replicates"
+
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerContext:
         return cls(

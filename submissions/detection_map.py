@@ -30,18 +30,24 @@ detections) take ~0.1 s per seed, ~60x less than rescoring each resample
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import logging
 import math
+import os
 import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+log = logging.getLogger(__name__)
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_GRID = np.linspace(0.0, 1.0, 101)
@@ -218,6 +224,7 @@ class MapOutcomes:
 
     units: tuple[tuple[Mapping[str, npt.NDArray[Any]], ...], ...]
     metric: str = "map50"
+    cache_dir: Path | None = None  # replicates also kept here: a restart reads, not recomputes
 
     @property
     def n(self) -> int:
@@ -227,16 +234,21 @@ class MapOutcomes:
         return np.array([np.mean([map_of(m)[self.metric] for m in u]) for u in self.units])
 
     def replicates(self, counts: npt.NDArray[np.unsignedinteger]) -> Array:
-        key = (self._digest(), counts.shape, zlib.crc32(np.ascontiguousarray(counts).data))
+        crc = zlib.crc32(np.ascontiguousarray(counts).data)
+        key = (self._digest(), counts.shape, crc)
         with _lock:
             if key in _replicates:
                 _replicates.move_to_end(key)
                 return _replicates[key]
-        c = np.asarray(counts, dtype=np.float64)
-        reps = np.stack(
-            [np.mean([map_replicates(m, c, metric=self.metric) for m in u], axis=0)
-             for u in self.units], axis=1,
-        )  # fmt: skip
+        path = None if self.cache_dir is None else self.cache_dir / _file_name(key)
+        reps = _load(path, (counts.shape[0], len(self.units)))
+        if reps is None:
+            c = np.asarray(counts, dtype=np.float64)
+            reps = np.stack(
+                [np.mean([map_replicates(m, c, metric=self.metric) for m in u], axis=0)
+                 for u in self.units], axis=1,
+            )  # fmt: skip
+            _save(path, reps)
         reps.flags.writeable = False
         with _lock:
             _replicates[key] = reps
@@ -253,6 +265,39 @@ class MapOutcomes:
                     h.update(name.encode() + np.ascontiguousarray(m[name]).tobytes())
             h.update(b"|")
         return h.hexdigest()
+
+
+def _file_name(key: tuple[str, tuple[int, ...], int]) -> str:
+    digest, shape, crc = key
+    return f"{digest}-{crc:08x}-{'x'.join(map(str, shape))}.npy"
+
+
+def _load(path: Path | None, shape: tuple[int, int]) -> Array | None:
+    """Replicates kept on disk, or None (absent, or not what was expected: recomputed)."""
+    if path is None:
+        return None
+    try:
+        reps = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return reps if reps.shape == shape and reps.dtype == np.float64 else None
+
+
+def _save(path: Path | None, reps: Array) -> None:
+    """Written to a temporary name and renamed in; a cache that cannot be written is only
+    slower (logged), never an error on a board."""
+    if path is None:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as fh:
+            np.save(fh, reps, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as err:
+        log.warning("detection replicates not kept in %s: %s", path.parent, err)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 _KEEP = 2048  # (B, S) float64 each: ~24 KB for 1,000 resamples of 3 seeds, ~50 MB in all

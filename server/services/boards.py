@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import DateTime, func, select, type_coerce
@@ -198,7 +199,12 @@ class BundleOf:
 
 
 def rank_bundle(
-    *, db: Session, spec: DatasetSpec, of: BundleOf, stats: Sequence[TaskStat] = ()
+    *,
+    db: Session,
+    spec: DatasetSpec,
+    of: BundleOf,
+    stats: Sequence[TaskStat] = (),
+    replicates: Path | None = None,
 ) -> Bundle:
     """Boards of every fraction of ``spec`` (the spec of ``of.dataset``), with intervals and
     tied groups where the rows carry outcomes and ``stats`` says how each task is scored."""
@@ -228,18 +234,25 @@ def rank_bundle(
         ids = [
             c.submission_id for b in boards.values() for e in b.entries for c in e.cells.values()
         ]
-        outcomes = primary_outcomes(db=db, spec=spec, submission_ids=ids, tasks=of.tasks)
+        outcomes = primary_outcomes(db=db, spec=spec, submission_ids=ids, tasks=of.tasks,
+                                    replicates=replicates)  # fmt: skip
         boards = {f: with_intervals(b, outcomes=outcomes, tasks=stats) for f, b in boards.items()}
     series = () if of.all_entries else tuple(fraction_series(boards))
     return Bundle(spec, of.recipe, of.version, of.tasks, of.all_entries, boards, series)
 
 
 def primary_outcomes(
-    *, db: Session, spec: DatasetSpec, submission_ids: Sequence[int], tasks: Sequence[str]
+    *,
+    db: Session,
+    spec: DatasetSpec,
+    submission_ids: Sequence[int],
+    tasks: Sequence[str],
+    replicates: Path | None = None,
 ) -> dict[int, dict[str, Outcomes]]:
     """Per-example outcomes of the primary metric by submission and task: (seeds, examples)
     values whose mean is the metric, or for detection mAP the matches that rescore any
-    resample (empty for a metric that is neither)."""
+    resample (empty for a metric that is neither; ``replicates``: where those keep their
+    bootstrap replicates on disk)."""
     metric = spec.primary_metric
     ids = sorted(set(submission_ids))
     out: dict[int, dict[str, Outcomes]] = {}
@@ -250,7 +263,8 @@ def primary_outcomes(
             )
         elif metric in MAP_METRICS:
             arrays = load_outcome_arrays(db=db, submission_ids=ids, task=t)
-            found = {sid: MapOutcomes(tuple(tuple(seeds[s]) for s in sorted(seeds)), metric)
+            found = {sid: MapOutcomes(tuple(tuple(seeds[s]) for s in sorted(seeds)), metric,
+                                      cache_dir=replicates)
                      for sid, seeds in arrays.items()}  # fmt: skip
         else:
             return {}
@@ -285,6 +299,7 @@ class Boards:
 
         def build() -> Bundle:  # once per board version: the labels are read here, not per request
             stats = self.ctx.catalog.task_stats(of.dataset, of.tasks)
-            return _untracked(rank(spec=spec, of=of, stats=stats))
+            dirs = self.ctx.replicates_dir
+            return _untracked(rank(spec=spec, of=of, stats=stats, replicates=dirs))
 
         return self.cache.get(of, version=board, size=Bundle.nbytes, build=build)

@@ -292,7 +292,8 @@ class PageService:
     ) -> dict[str, tuple[float, float]]:
         """The primary metric's 95% interval per task, as the boards resample it."""
         assert sid is not None
-        mine = primary_outcomes(db=db, spec=spec, submission_ids=[sid], tasks=tasks).get(sid)
+        mine = primary_outcomes(db=db, spec=spec, submission_ids=[sid], tasks=tasks,
+                                replicates=self.ctx.replicates_dir).get(sid)  # fmt: skip
         if not mine:
             return {}
         stats = self.ctx.catalog.task_stats(spec.name, tasks)

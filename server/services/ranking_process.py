@@ -26,6 +26,8 @@ from sqlmodel import Session
 from server.services.boards import Bundle, BundleOf, rank_bundle
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy import Engine
 
     from harness.specs import DatasetSpec
@@ -45,8 +47,15 @@ class RankingProcess:
         """Start the child now rather than in the first board request (~1 s of imports)."""
         self._pool.submit(int)
 
-    def __call__(self, *, spec: DatasetSpec, of: BundleOf, stats: Sequence[TaskStat]) -> Bundle:
-        return self._pool.submit(_rank, spec, of, stats).result()
+    def __call__(
+        self,
+        *,
+        spec: DatasetSpec,
+        of: BundleOf,
+        stats: Sequence[TaskStat],
+        replicates: Path | None = None,
+    ) -> Bundle:
+        return self._pool.submit(_rank, spec, of, stats, replicates).result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -68,7 +77,9 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def _rank(spec: DatasetSpec, of: BundleOf, stats: Sequence[TaskStat]) -> Bundle:
+def _rank(
+    spec: DatasetSpec, of: BundleOf, stats: Sequence[TaskStat], replicates: Path | None
+) -> Bundle:
     assert _engine is not None, "the child's initializer sets the engine"
     with Session(_engine) as db:
-        return rank_bundle(db=db, spec=spec, of=of, stats=stats)
+        return rank_bundle(db=db, spec=spec, of=of, stats=stats, replicates=replicates)

@@ -112,6 +112,8 @@ def test_detection_entries_get_intervals_and_groups(served: Served) -> None:
     params = {"fraction": spec.fractions[0]}
     (board,) = served.client.get(f"/api/leaderboard/{spec.name}", params=params).json()["boards"]
     entries = {e["team"]: e for e in board["entries"]}
+    # Replicates kept for the next start: one file per content and board task (twin = good).
+    assert len(list(served.ctx.replicates_dir.glob("*.npy"))) == 2 * len(board["tasks"])
     assert [e["team"] for e in board["entries"]] == ["good", "twin", "bad"]
     assert [entries[k]["rank_label"] for k in ("good", "twin", "bad")] == ["1", "=1", "3"]
     for team, e in entries.items():

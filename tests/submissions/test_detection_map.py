@@ -3,9 +3,13 @@ resamples and all bootstrap resamples at once must agree; boards get intervals f
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from submissions import detection_map
 from submissions.detection_map import MapOutcomes, map_of, map_replicates
 from submissions.significance import resample_counts, resample_indices, significance
 from tests.infra.matches import random_matches
@@ -63,3 +67,38 @@ def test_a_unit_is_the_mean_of_its_training_seeds_and_replicates_are_kept() -> N
     same = MapOutcomes(((dict(seeds[0]), dict(seeds[1])),))  # equal content, another object
     assert same.replicates(counts) is first  # computed once per content, not per board change
     assert MapOutcomes(((seeds[1], seeds[0]),)).replicates(counts) is not first
+
+
+def test_replicates_kept_on_disk_are_read_back_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(10)
+    units = ((random_matches(rng, 40),), (random_matches(rng, 40),))
+    counts = resample_counts(resample_indices(40, resamples=20, stream="d")).astype(np.uint8)
+    first = MapOutcomes(units, cache_dir=tmp_path / "reps").replicates(counts)
+    (kept,) = (tmp_path / "reps").glob("*.npy")
+    with monkeypatch.context() as m:  # a new process: nothing in memory, nothing computed
+        m.setattr(detection_map, "_replicates", OrderedDict())
+        m.setattr(detection_map, "map_replicates", _no_compute)
+        again = MapOutcomes(units, cache_dir=kept.parent).replicates(counts)
+        assert np.array_equal(again, first)
+    kept.write_bytes(b"torn")  # unreadable: computed again, and rewritten
+    monkeypatch.setattr(detection_map, "_replicates", OrderedDict())
+    assert np.array_equal(MapOutcomes(units, cache_dir=kept.parent).replicates(counts), first)
+    assert np.array_equal(np.load(kept), first)
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = np.random.default_rng(11)
+    units = ((random_matches(rng, 30),),)
+    counts = resample_counts(resample_indices(30, resamples=10, stream="e")).astype(np.uint8)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    reps = MapOutcomes(units, cache_dir=blocked / "reps").replicates(counts)
+    assert reps.shape == (10, 1) and "not kept" in caplog.text
+
+
+def _no_compute(*_: object, **__: object) -> None:
+    raise AssertionError("replicates kept on disk were computed again")
