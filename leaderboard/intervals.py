@@ -30,11 +30,11 @@ __all__ = ["GROUP_NOTE", "rank_label", "task_intervals", "with_intervals"]
 
 
 def with_intervals(board: Board, *, outcomes: Outcomes, tasks: Sequence[TaskStat | str]) -> Board:
-    """``board`` with intervals on every entry (references too) and groups on ranked ones."""
+    """``board`` with intervals on every entry (references too) and groups on ranked ones; an
+    entry missing a task has intervals on the tasks it has, none on its score."""
     per_entry = {
         str(i): {t: outcomes.get(c.submission_id, {}).get(t) for t, c in e.cells.items()}
         for i, e in enumerate(board.entries)
-        if e.complete
     }
     if not any(v is not None for cells in per_entry.values() for v in cells.values()):
         return board

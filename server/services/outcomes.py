@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
-from server.models import Outcome
+from server.models import Outcome, Result
 from submissions.errors import DataNotFound
 from submissions.outcomes import (
     KINDS,
@@ -91,10 +91,15 @@ def _split_identity(ctx: ServerContext, dataset: str, task: str) -> tuple[int, s
         return None
 
 
-def write_outcomes(*, db: Session, submission_id: int, result: EvalResult) -> int:
-    """Add one row per array of every seed's outcomes (the caller commits); returns how many."""
+def write_outcomes(
+    *, db: Session, submission_id: int, result: EvalResult, tasks: Collection[str] | None = None
+) -> int:
+    """Add one row per array of every seed's outcomes (of ``tasks``; default all) (the caller
+    commits); returns how many."""
     n = 0
     for task in result.tasks:
+        if tasks is not None and task.task not in tasks:
+            continue
         for seed in task.seeds:
             out = seed.outcomes
             if out is None:
@@ -105,6 +110,25 @@ def write_outcomes(*, db: Session, submission_id: int, result: EvalResult) -> in
                                seeds=out.seeds, data=data))  # fmt: skip
                 n += 1
     return n
+
+
+def add_missing_outcomes(*, db: Session, submission_id: int, result: EvalResult) -> int:
+    """Outcomes of a result posted again for a row stored before outcomes were kept: added
+    for each task the row has none of, when every seed of the posted task carries them and
+    its seeds and metrics are exactly the stored ones (the same evaluation: anything else
+    would put another run's outcomes under these scores). Returns the arrays added."""
+    stored: dict[str, dict[int, dict[str, float]]] = defaultdict(dict)
+    for r in db.exec(select(Result).where(Result.submission_id == submission_id)).all():
+        stored[r.task][r.seed] = r.metrics
+    have = set(db.exec(select(Outcome.task).where(Outcome.submission_id == submission_id)).all())
+    tasks = {
+        t.task
+        for t in result.tasks
+        if t.task not in have
+        and all(s.outcomes is not None for s in t.seeds)
+        and {s.seed: s.metrics for s in t.seeds} == stored.get(t.task)
+    }
+    return write_outcomes(db=db, submission_id=submission_id, result=result, tasks=tasks)
 
 
 Record = tuple[str, int, int, dict[str, bytes]]  # kind, n, stacked seeds, raw arrays

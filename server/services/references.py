@@ -35,7 +35,7 @@ from server.models import Submission, Team, utcnow
 from server.services import public_rows, transitions
 from server.services.auth import Principal, get_or_create_team
 from server.services.organizer_ops import write_scores
-from server.services.outcomes import outcome_problems
+from server.services.outcomes import add_missing_outcomes, outcome_problems
 from submissions.errors import ConfigError
 from submissions.metric_ranges import metric_problems
 from submissions.schemas import (
@@ -110,7 +110,7 @@ def _write(
 ) -> ReferencesRecorded:
     assert owner.id is not None
     rows: list[Submission] = []
-    created = 0
+    created = upgraded = 0
     for result in results:
         key = reference_key(kind=post.kind, result=result)
         existing = db.exec(
@@ -119,8 +119,14 @@ def _write(
         if existing is None:
             existing = _insert(db, ctx, principal, post, result, owner.id, key)
             created += 1
+        elif add_missing_outcomes(db=db, submission_id=transitions.sid(existing), result=result):
+            upgraded += 1  # a row stored before outcomes: its intervals appear on the boards
+            transitions.bump_board(db, existing.dataset)
         rows.append(existing)
     db.commit()
+    if upgraded:
+        log.info("%d reference row(s) of team %s got their per-example outcomes",
+                 upgraded, owner.name)  # fmt: skip
     if created:
         log.info("%d %s reference row(s) recorded for team %s", created, post.kind, owner.name)
     subs: list[SubmissionPublic] = []

@@ -99,6 +99,48 @@ def test_references_carry_outcomes(as_team: Make, engine: Engine, tiny_dataset: 
     assert err.value.status == 422 and "UID order" in str(err.value)
 
 
+def test_posting_a_reference_again_adds_the_outcomes_it_was_stored_without(
+    as_team: Make, engine: Engine, tiny_dataset: Dataset
+) -> None:
+    ops = as_team("ops")
+    full = with_outcomes(make_result(sha256="e" * 64, tasks=("test1",), task="test1"),
+                         tiny_dataset, seeds=2)  # fmt: skip
+    bare = full.model_copy(
+        update={
+            "tasks": [
+                full.tasks[0].model_copy(
+                    update={
+                        "seeds": [
+                            s.model_copy(update={"outcomes": None}) for s in full.tasks[0].seeds
+                        ]
+                    }
+                )
+            ]
+        }
+    )
+    [ref] = ops.post_references([bare]).submissions  # stored before outcomes were kept
+    other = full.tasks[0].seeds[0].model_copy(update={"metrics": {"accuracy": 0.5}})
+    rerun = full.model_copy(
+        update={
+            "tasks": [full.tasks[0].model_copy(update={"seeds": [other, full.tasks[0].seeds[1]]})]
+        }
+    )
+    assert ops.post_references([rerun]).created == 0  # another run's scores: nothing added
+    with Session(engine) as db:
+        assert load_outcomes(db=db, submission_ids=[ref.id], task="test1") == {}
+    before = ops.leaderboard("tiny", fraction=0.1)["boards"][0]["entries"][0]
+    assert before["tasks"]["test1"]["ci95"] is None
+    assert ops.post_references([full]).created == 0  # the same evaluation: outcomes added
+    with Session(engine) as db:
+        assert load_outcomes(db=db, submission_ids=[ref.id], task="test1")[ref.id].shape == (2, 60)
+    after = ops.leaderboard("tiny", fraction=0.1)["boards"][0]["entries"][0]
+    assert after["tasks"]["test1"]["ci95"] is not None  # the board changed: interval shown
+    assert after["missing_tasks"] == ["test2"] and after["score_ci95"] is None  # no score
+    ops.post_references([full])  # again: nothing more to add (no duplicate rows)
+    with Session(engine) as db:
+        assert len(db.exec(select(Outcome).where(Outcome.submission_id == ref.id)).all()) == 2
+
+
 def _stacked_reference(ds: Dataset, *, training_seeds: int = 3) -> EvalResult:
     """A baseline row over 3 selection seeds, each stacking its training seeds' bits and
     reporting their mean accuracy (what harness.references.combine posts)."""
