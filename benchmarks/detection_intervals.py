@@ -26,7 +26,8 @@ import time
 import numpy as np
 
 from submissions.detection_map import MapOutcomes, map_of
-from submissions.significance import RESAMPLES, resample_indices, significance
+from submissions.resampling import RESAMPLES, resample_indices
+from submissions.significance import significance
 from tests.infra.matches import random_matches
 
 SEEDS = 3

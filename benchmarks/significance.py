@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from submissions.significance import RESAMPLES, group_label, significance
+from submissions.resampling import RESAMPLES
+from submissions.significance import group_label, significance
 
 TASKS = ("test1", "test2", "test3", "test4")
 SEEDS = 3

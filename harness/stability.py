@@ -36,7 +36,8 @@ from submissions.detection_map import METRICS as MAP_METRICS
 from submissions.detection_map import MapOutcomes
 from submissions.outcomes import PER_CLASS, primary_matrix, uids_digest
 from submissions.rank_stability import kendall_tau, seed_taus
-from submissions.significance import RESAMPLES, SEED, Outcomes, TaskStat, bootstrap, seed_scores
+from submissions.resampling import RESAMPLES, SEED
+from submissions.significance import Outcomes, TaskStat, bootstrap, seed_scores
 
 if TYPE_CHECKING:
     from harness.datasets import Dataset

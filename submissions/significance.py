@@ -17,7 +17,7 @@ training seeds, or a reference row's selection seeds (each the mean over its tra
 
 Design, and why:
 
-- **One index matrix per task, shared by every entry** (:func:`resample_indices`, seeded by the
+- **One index matrix per task, shared by every entry** (``submissions.resampling``, seeded by the
   fixed :data:`SEED`, the task name and the test size). Replicate ``b`` of every entry scores
   the same resampled test set, so the difference of two entries' replicates is a *paired*
   bootstrap of their difference: examples both get right or both get wrong cancel, which is
@@ -60,9 +60,7 @@ Design, and why:
 
 from __future__ import annotations
 
-import functools
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -70,10 +68,15 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-SEED = 18_2026
-"""The fixed seed of every resample (changing it changes every published interval)."""
-RESAMPLES = 1000
-LEVEL = 0.95
+from submissions.resampling import (
+    LEVEL,
+    RESAMPLES,
+    SEED,
+    percentile_interval,
+    seed_weights,
+    task_counts,
+)
+
 GROUP_NOTE = (
     "\u201c=k\u201d: not distinguishable at 95% from the entry above (paired bootstrap over"
     " test examples and seeds); k is the rank of the first entry of its group."
@@ -143,47 +146,6 @@ class Significance:
     replicates: Replicates
 
 
-def resample_indices(
-    n: int, *, resamples: int = RESAMPLES, seed: int = SEED, stream: str = ""
-) -> npt.NDArray[np.uint32]:
-    """(resamples, n) example indices drawn with replacement; ``stream`` names the task."""
-    if n < 1:
-        raise ValueError(f"cannot resample {n} examples")
-    rng = np.random.default_rng([seed, zlib.crc32(stream.encode()), n])
-    return rng.integers(0, n, size=(resamples, n), dtype=np.uint32)
-
-
-def resample_counts(indices: npt.NDArray[np.integer]) -> Array:
-    """(B, n) multiplicities of each example in each resample (one ``bincount``)."""
-    b, n = indices.shape
-    flat = indices.astype(np.int64) + np.arange(b, dtype=np.int64)[:, None] * n
-    return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-
-
-@functools.lru_cache(maxsize=32)
-def _task_counts(
-    n: int, *, resamples: int, seed: int, stream: str
-) -> npt.NDArray[np.unsignedinteger]:
-    """A task's count matrix, kept between board changes in the smallest unsigned dtype
-    (uint8 for any realistic test set: 1.6 MB for 1,000 x 1,600), read-only."""
-    counts = resample_counts(resample_indices(n, resamples=resamples, seed=seed, stream=stream))
-    compact = counts.astype(np.min_scalar_type(int(counts.max())))
-    compact.flags.writeable = False
-    return compact
-
-
-@functools.lru_cache(maxsize=16)
-def seed_weights(n_seeds: int, *, resamples: int = RESAMPLES, seed: int = SEED) -> Array:
-    """(B, S) weights turning S seed scores into each replicate's seed deviation (read-only)."""
-    if n_seeds < 2:
-        raise ValueError(f"seed variation needs 2 seeds or more, not {n_seeds}")
-    rng = np.random.default_rng([seed, zlib.crc32(b"seeds"), n_seeds])
-    draws = rng.integers(0, n_seeds, size=(resamples, n_seeds))
-    weights = (resample_counts(draws) - 1.0) / n_seeds * math.sqrt(n_seeds / (n_seeds - 1))
-    weights.flags.writeable = False
-    return weights
-
-
 def bootstrap(
     outcomes: Mapping[str, Mapping[str, Outcomes]],
     *,
@@ -245,7 +207,7 @@ def _task(
     sizes = sorted({v.shape[1] if isinstance(v, np.ndarray) else v.n for v in values})
     if len(sizes) != 1:
         raise ValueError(f"task {stat.name!r}: entries disagree on the test size {sizes}")
-    counts = _task_counts(sizes[0], resamples=resamples, seed=seed, stream=stat.name)
+    counts = task_counts(sizes[0], resamples=resamples, seed=seed, stream=stat.name)
     point = np.empty(len(values))
     reps = np.empty((resamples, len(values)))
     linear = [j for j, v in enumerate(values) if isinstance(v, np.ndarray)]
@@ -325,12 +287,6 @@ def _balanced(classes: npt.NDArray[np.generic], counts: Array, task: str) -> tup
     denom = present * per_class[:, codes]  # (B, n); zero only where counts is zero
     weights = np.divide(counts, denom, out=np.zeros_like(counts), where=denom > 0)
     return w0, weights
-
-
-def percentile_interval(replicates: Array, level: float = LEVEL) -> Array:
-    """(2, ...) lower and upper percentile bounds over the first axis."""
-    tail = 50.0 * (1.0 - level)
-    return np.asarray(np.percentile(replicates, [tail, 100.0 - tail], axis=0), dtype=np.float64)
 
 
 def significance(

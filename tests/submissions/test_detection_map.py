@@ -11,7 +11,8 @@ import pytest
 
 from submissions import detection_map
 from submissions.detection_map import MapOutcomes, map_of, map_replicates
-from submissions.significance import resample_counts, resample_indices, significance
+from submissions.resampling import resample_counts, resample_indices
+from submissions.significance import significance
 from tests.infra.matches import random_matches
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from submissions.resampling import RESAMPLES, resample_counts, resample_indices
 from submissions.significance import (
-    RESAMPLES,
     TaskStat,
     bootstrap,
     group_label,
     paired_difference,
-    resample_counts,
-    resample_indices,
     significance,
 )
 
