@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from submissions.resampling import RESAMPLES, resample_counts, resample_indices
+from submissions.resampling import RESAMPLES, resample_counts, resample_indices, task_counts
 from submissions.significance import (
     TaskStat,
+    _count_sums,
     bootstrap,
     group_label,
     paired_difference,
@@ -189,3 +190,12 @@ def test_interval_width_shrinks_with_the_square_root_of_the_test_size() -> None:
     large = significance({"a": {"t": correct(4000, 2800)}}, tasks=("t",), order=())
     (lo1, hi1), (lo4, hi4) = small.score_ci["a"], large.score_ci["a"]
     assert 0.4 < (hi4 - lo4) / (hi1 - lo1) < 0.6
+
+
+def test_the_float32_matmul_of_integer_sums_is_exact() -> None:
+    rng = np.random.default_rng(12)
+    compact = task_counts(1600, resamples=RESAMPLES, seed=1, stream="exact")
+    sums = rng.integers(0, 4, size=(1600, 50)).astype(np.float64)  # 3 seeds of 0/1 outcomes
+    assert np.array_equal(_count_sums(compact, sums), compact.astype(np.float64) @ sums)
+    means = sums / 3.0  # not integers: the float64 path
+    assert np.array_equal(_count_sums(compact, means), compact.astype(np.float64) @ means)
