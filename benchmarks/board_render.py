@@ -5,14 +5,17 @@
 
 Seeds the real schema (migrations) with ``--submissions`` scored submissions of the ``demo``
 dataset (4 tasks, test4 hidden; 3 fractions; 70% all-task, 30% task-specific; ~1 in 50 a
-baseline; events, evaluations and task scores as the worker writes them), then measures,
-side by side in one run:
+baseline; events, evaluations, task scores and every seed's per-example outcomes on 1,600
+test examples, as the worker writes them; ``--no-outcomes`` leaves those out, so the board
+has no intervals), then measures, side by side in one run:
 
 - ``PageService.board_page`` + ``render_board`` with the boards cached (Jinja rendering of
   the whole table every time);
 - the same with every cache emptied before each request (the query of ~30k task scores, the
-  ranking of every fraction, the plot series, rendering): the peer here is this uncached path
-  of the same code, since no outside leaderboard runs offline;
+  ranking of every fraction, the outcomes of the rows entries show and their intervals and
+  tied groups, the plot series, rendering): what one change of the dataset costs, once; the
+  peer here is this uncached path of the same code, since no outside leaderboard runs
+  offline;
 - ``GET /datasets/demo`` through the ASGI app (what the server does: one board-version query,
   then the rendered page from the cache while the database is unchanged);
 - board JSON and CSV (``GET /api/leaderboard/demo?fraction=0.1``) through the ASGI app;
