@@ -146,16 +146,27 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         extra = self.docs if scope["path"] in self.docs_paths else self.page
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", ()))
                 have = {name.lower() for name, _ in headers}
                 headers += [h for h in extra if h[0] not in have]
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette's own 500 is sent from outside every user middleware, without these
+            # headers: answer here (a problem list, no traceback) and let it log the error.
+            if not started:
+                problem = {"code": "internal_error", "message": "internal server error"}
+                await problem_response(500, [problem])(scope, receive, send_with_headers)
+            raise
 
 
 def problem_response(status: int, problems: list[dict[str, Any]], **headers: str) -> JSONResponse:

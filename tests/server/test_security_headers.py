@@ -4,6 +4,7 @@ working (no inline script or style, no other origin) and forbids framing, and ``
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 PATHS = [
@@ -55,3 +56,17 @@ def test_the_api_docs_get_a_policy_that_lets_them_load(client: TestClient) -> No
     assert "https://cdn.jsdelivr.net" in csp and "frame-ancestors 'none'" in csp
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "cdn.jsdelivr.net" not in client.get("/").headers["content-security-policy"]
+
+
+def test_an_unexpected_error_gets_them_and_no_traceback(app: FastAPI) -> None:
+    @app.get("/api/boom")
+    def boom() -> None:
+        raise RuntimeError("secret detail")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/api/boom")
+    assert r.status_code == 500 and r.headers.get("x-content-type-options") == "nosniff"
+    assert "frame-ancestors 'none'" in r.headers.get("content-security-policy", "")
+    assert r.json() == {"problems": [{"code": "internal_error",
+                                      "message": "internal server error"}]}  # fmt: skip
+    assert "secret" not in r.text
