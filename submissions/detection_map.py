@@ -39,7 +39,7 @@ import os
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,15 +231,19 @@ class MapOutcomes:
         return len(self.units[0][0]["gt_count"])
 
     def points(self) -> Array:
-        return np.array([np.mean([map_of(m)[self.metric] for m in u]) for u in self.units])
+        """(S,) each seed's full-test metric, kept by content like the replicates (a board
+        change asks for every entry's)."""
+        return _remembered((self._digest(), "points"), self._points)
 
     def replicates(self, counts: npt.NDArray[np.unsignedinteger]) -> Array:
         crc = zlib.crc32(np.ascontiguousarray(counts).data)
         key = (self._digest(), counts.shape, crc)
-        with _lock:
-            if key in _replicates:
-                _replicates.move_to_end(key)
-                return _replicates[key]
+        return _remembered(key, lambda: self._replicates(counts, key))
+
+    def _points(self) -> Array:
+        return np.array([np.mean([map_of(m)[self.metric] for m in u]) for u in self.units])
+
+    def _replicates(self, counts: npt.NDArray[np.unsignedinteger], key: _Key) -> Array:
         path = None if self.cache_dir is None else self.cache_dir / _file_name(key)
         reps = _load(path, (counts.shape[0], len(self.units)))
         if reps is None:
@@ -249,11 +253,6 @@ class MapOutcomes:
                  for u in self.units], axis=1,
             )  # fmt: skip
             _save(path, reps)
-        reps.flags.writeable = False
-        with _lock:
-            _replicates[key] = reps
-            while len(_replicates) > _KEEP:
-                _replicates.popitem(last=False)
         return reps
 
     @functools.cache  # noqa: B019 (frozen, compared by identity: one digest per object)
@@ -267,7 +266,25 @@ class MapOutcomes:
         return h.hexdigest()
 
 
-def _file_name(key: tuple[str, tuple[int, ...], int]) -> str:
+_Key = tuple[str, tuple[int, ...], int]  # content digest, counts' shape, counts' crc32
+
+
+def _remembered(key: tuple[object, ...], compute: Callable[[], Array]) -> Array:
+    """``compute()``, kept read-only in the process's LRU under ``key``."""
+    with _lock:
+        if key in _replicates:
+            _replicates.move_to_end(key)
+            return _replicates[key]
+    value = compute()
+    value.flags.writeable = False
+    with _lock:
+        _replicates[key] = value
+        while len(_replicates) > _KEEP:
+            _replicates.popitem(last=False)
+    return value
+
+
+def _file_name(key: _Key) -> str:
     digest, shape, crc = key
     return f"{digest}-{crc:08x}-{'x'.join(map(str, shape))}.npy"
 
@@ -300,6 +317,6 @@ def _save(path: Path | None, reps: Array) -> None:
             tmp.unlink()
 
 
-_KEEP = 2048  # (B, S) float64 each: ~24 KB for 1,000 resamples of 3 seeds, ~50 MB in all
-_replicates: OrderedDict[tuple[object, ...], Array] = OrderedDict()
+_KEEP = 4096  # a replicates (~24 KB: 1,000 x 3 seeds) and a points array per entry-task: ~50 MB
+_replicates: OrderedDict[tuple[object, ...], Array] = OrderedDict()  # replicates and points
 _lock = threading.Lock()
