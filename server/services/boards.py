@@ -254,20 +254,19 @@ def primary_outcomes(
     resample (empty for a metric that is neither; ``replicates``: where those keep their
     bootstrap replicates on disk)."""
     metric = spec.primary_metric
+    if metric not in PER_EXAMPLE and metric not in MAP_METRICS:
+        return {}
     ids = sorted(set(submission_ids))
     out: dict[int, dict[str, Outcomes]] = {}
     for t in tasks:
+        found: dict[int, Outcomes]
         if metric in PER_EXAMPLE:
-            found: dict[int, Outcomes] = dict(
-                load_outcomes(db=db, submission_ids=ids, task=t, name=PER_EXAMPLE[metric])
-            )
-        elif metric in MAP_METRICS:
+            found = dict(load_outcomes(db=db, submission_ids=ids, task=t, name=PER_EXAMPLE[metric]))
+        else:
             arrays = load_outcome_arrays(db=db, submission_ids=ids, task=t)
             found = {sid: MapOutcomes(tuple(tuple(seeds[s]) for s in sorted(seeds)), metric,
                                       cache_dir=replicates)
                      for sid, seeds in arrays.items()}  # fmt: skip
-        else:
-            return {}
         for sid, values in found.items():
             out.setdefault(sid, {})[t] = values
     return out
